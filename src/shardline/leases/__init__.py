@@ -1,0 +1,1 @@
+"""The KCL-compatible lease table, lease balancing and the lease coordinator."""
