@@ -1,0 +1,66 @@
+"""shardline: a KCL-grade Amazon DynamoDB Streams consumer in pure Python.
+
+The public API is what ``__all__`` lists; everything else may change. Names are
+imported lazily so that `shardline --help` does not pay for aiohttp and botocore.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "AsyncRecordProcessor": "shardline.processor",
+    "AwsSettings": "shardline.streams.aws",
+    "CheckpointError": "shardline.errors",
+    "Checkpointer": "shardline.checkpoint",
+    "ConfigError": "shardline.errors",
+    "Consumer": "shardline.runner",
+    "ConsumerConfig": "shardline.config",
+    "InitializationInput": "shardline.processor",
+    "InvalidStateError": "shardline.errors",
+    "LeaseLostInput": "shardline.processor",
+    "ProcessRecordsInput": "shardline.processor",
+    "RecordProcessor": "shardline.processor",
+    "ShardEndedInput": "shardline.processor",
+    "ShardlineError": "shardline.errors",
+    "ShutdownError": "shardline.errors",
+    "ShutdownRequestedInput": "shardline.processor",
+    "StreamRecord": "shardline.records",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+if TYPE_CHECKING:
+    from shardline.checkpoint import Checkpointer
+    from shardline.config import ConsumerConfig
+    from shardline.errors import (
+        CheckpointError,
+        ConfigError,
+        InvalidStateError,
+        ShardlineError,
+        ShutdownError,
+    )
+    from shardline.processor import (
+        AsyncRecordProcessor,
+        InitializationInput,
+        LeaseLostInput,
+        ProcessRecordsInput,
+        RecordProcessor,
+        ShardEndedInput,
+        ShutdownRequestedInput,
+    )
+    from shardline.records import StreamRecord
+    from shardline.runner import Consumer
+    from shardline.streams.aws import AwsSettings
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shardline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

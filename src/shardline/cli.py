@@ -1,0 +1,251 @@
+"""The `shardline` command: parse arguments, call the public API.
+
+A mistake of the user's (bad flag value, unknown table, processor not importable,
+unreachable endpoint, missing credentials) prints one line to stderr and exits 2.
+Imports are lazy so `shardline --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shardline.streams.aws import AwsSettings
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    from shardline.errors import (
+        AccessDeniedError,
+        ConfigError,
+        ConnectionFailedError,
+        CredentialsError,
+        LeaseTableError,
+        ResourceNotFoundError,
+    )
+
+    user_errors = (
+        ConfigError,
+        CredentialsError,
+        ConnectionFailedError,
+        LeaseTableError,
+        AccessDeniedError,
+        ResourceNotFoundError,
+    )
+    try:
+        result: int = args.action(args)
+        return result
+    except user_errors as exc:
+        print(f"shardline: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    from shardline.errors import ConnectionFailedError
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, ConnectionFailedError):
+        return f"cannot reach the endpoint ({text}); check --endpoint-url / AWS_ENDPOINT_URL"
+    return text
+
+
+# --- argument parsing ----------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shardline",
+        description="Consume DynamoDB Streams with KCL-grade leases and checkpoints.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_run(commands)
+    _add_status(commands)
+    _add_local(commands)
+    _add_demo(commands)
+    return parser
+
+
+def _add_stream_args(parser: argparse.ArgumentParser) -> None:
+    stream = parser.add_mutually_exclusive_group(required=True)
+    stream.add_argument("--table", help="the DynamoDB table whose latest stream to read")
+    stream.add_argument("--stream-arn", help="the DynamoDB stream ARN to read")
+    parser.add_argument(
+        "--application", required=True, help="application name; names the lease table"
+    )
+    parser.add_argument("--lease-table", help="lease table name (default: the application)")
+    parser.add_argument("--endpoint-url", help="endpoint for DynamoDB and Streams (local stack)")
+    parser.add_argument("--region", help="AWS region (default: AWS_REGION or the profile's)")
+    parser.add_argument("--profile", help="AWS profile name")
+
+
+def _add_run(commands: Any) -> None:
+    run = commands.add_parser("run", help="consume the stream with a processor")
+    run.add_argument("processor", help="module:function or module:ProcessorClass")
+    _add_stream_args(run)
+    run.add_argument(
+        "--starting-position",
+        default="TRIM_HORIZON",
+        choices=["TRIM_HORIZON", "LATEST"],
+        help="where shards without a lease start (default TRIM_HORIZON)",
+    )
+    run.add_argument("--worker-id", help="stable id; a restarted worker keeps its leases")
+    run.add_argument("--failover-time", type=float, default=10.0, help="seconds (default 10)")
+    run.add_argument("--idle-time", type=float, default=0.5, help="sleep after an empty page")
+    run.add_argument("--max-records", type=int, default=1000, help="GetRecords limit, 1-1000")
+    run.add_argument("--max-leases", type=int, help="most leases this worker holds")
+    run.add_argument("--shard-sync-interval", type=float, default=60.0, help="seconds")
+    run.add_argument("--shutdown-grace", type=float, default=5.0, help="seconds")
+    run.set_defaults(action=_run)
+
+
+def _add_status(commands: Any) -> None:
+    status = commands.add_parser("status", help="leases, owners, checkpoints and lag")
+    _add_stream_args(status)
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.set_defaults(action=_status)
+
+
+def _add_local(commands: Any) -> None:
+    local = commands.add_parser("local", help="run the embedded DynamoDB + Streams local stack")
+    local.add_argument("--host", default="127.0.0.1")
+    local.add_argument("--port", type=int, default=4566)
+    local.add_argument("--region", default="us-east-1")
+    local.add_argument("--rollover-every", type=float, help="seconds between shard rollovers")
+    local.add_argument("--split-every", type=float, help="seconds between shard splits")
+    local.set_defaults(action=_local)
+
+
+def _add_demo(commands: Any) -> None:
+    demo = commands.add_parser("demo", help="local stack, a writer, two workers, a live view")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument("--rollover-every", type=float, default=20.0, help="seconds (default 20)")
+    demo.add_argument("--writes-per-second", type=float, default=20.0)
+    demo.set_defaults(action=_demo)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def _aws_settings(args: argparse.Namespace) -> AwsSettings:
+    from shardline.streams.aws import AwsSettings
+
+    return AwsSettings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from shardline.config import default_worker_id
+    from shardline.runner import Consumer
+
+    processor = load_processor(args.processor)
+    consumer = Consumer(
+        processor,
+        application=args.application,
+        table=args.table,
+        stream_arn=args.stream_arn,
+        lease_table=args.lease_table,
+        worker_id=args.worker_id or default_worker_id(),
+        starting_position=args.starting_position,
+        failover_time=args.failover_time,
+        idle_time=args.idle_time,
+        max_records=args.max_records,
+        max_leases=args.max_leases,
+        shard_sync_interval=args.shard_sync_interval,
+        shutdown_grace=args.shutdown_grace,
+        aws=_aws_settings(args),
+    )
+    consumer.run()
+    return 0
+
+
+def load_processor(spec: str) -> object:
+    """Import ``module:attribute`` (the current directory is on the path)."""
+    from shardline.errors import ConfigError
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"processor {spec!r} must look like module:function")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import processor module {module_name!r}: {exc}") from exc
+    try:
+        return getattr(module, attribute)
+    except AttributeError as exc:
+        raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}") from exc
+
+
+def _status(args: argparse.Namespace) -> int:
+    from shardline.status import gather_status
+
+    stream_arn, rows = asyncio.run(
+        gather_status(
+            _aws_settings(args),
+            args.lease_table or args.application,
+            table=args.table,
+            stream_arn=args.stream_arn,
+        )
+    )
+    if args.json:
+        import orjson
+
+        payload = {"stream_arn": stream_arn, "shards": [row.as_dict() for row in rows]}
+        sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    from shardline.views import status_table
+
+    from rich.console import Console
+
+    Console().print(status_table(stream_arn, rows))
+    return 0
+
+
+def _local(args: argparse.Namespace) -> int:
+    from shardline.local import serve
+
+    serve(
+        args.host,
+        args.port,
+        rollover_every=args.rollover_every,
+        split_every=args.split_every,
+        region=args.region,
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from shardline.demo import run_demo
+
+    run_demo(
+        duration=args.duration,
+        rollover_every=args.rollover_every,
+        writes_per_second=args.writes_per_second,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,359 @@
+"""ShardConsumer: one held lease, from waiting-for-parents to its end.
+
+States: ``waiting-for-parents -> initializing -> processing -> (shard-ended |
+lease-lost | shutting-down)``. Reads re-poll at once while pages are non-empty and sleep
+the idle interval after an empty page. Processor calls run in an ordered lane: a batch
+is delivered only after the previous call returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shardline.checkpoint import Checkpointer
+from shardline.errors import (
+    ExpiredIteratorError,
+    ResourceNotFoundError,
+    ShardlineError,
+    ShutdownError,
+    TrimmedDataAccessError,
+)
+from shardline.leases.model import LATEST, SHARD_END, TRIM_HORIZON, Lease
+from shardline.processor import (
+    AnyProcessor,
+    InitializationInput,
+    LeaseLostInput,
+    ProcessRecordsInput,
+    ShardEndedInput,
+    ShutdownRequestedInput,
+)
+from shardline.records import StreamRecord
+from shardline.streams.client import StreamsClient
+from shardline.streams.model import RecordsPage
+
+log = logging.getLogger("shardline.consumer")
+
+
+class ShardHost(Protocol):
+    """What a consumer needs from its worker."""
+
+    async def parents_done(self, lease: Lease) -> bool: ...
+
+    async def discover_children(self, shard_id: str) -> frozenset[str]: ...
+
+    async def write_checkpoint(
+        self, shard_id: str, token: str, value: str, sub: int, children: frozenset[str] | None
+    ) -> None: ...
+
+    async def consumer_finished(self, shard_id: str, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    stream_arn: str
+    max_records: int
+    idle_time: float
+    parent_poll_interval: float
+    retry_base_delay: float
+    retry_max_delay: float
+
+
+class LeaseLost(Exception):
+    """Internal signal: the lease is gone, stop the shard."""
+
+
+class ShutdownRequested(Exception):
+    """Internal signal: the worker is stopping."""
+
+
+class ShardConsumer:
+    """Consumes one shard for as long as this worker holds its lease."""
+
+    def __init__(
+        self,
+        lease: Lease,
+        token: str,
+        *,
+        host: ShardHost,
+        streams: StreamsClient,
+        processor: AnyProcessor,
+        executor: Executor,
+        settings: ConsumerSettings,
+    ) -> None:
+        self.shard_id = lease.key
+        self.lease = lease
+        self.token = token
+        self.state = "waiting-for-parents"
+        self.records_processed = 0
+        self._host = host
+        self._streams = streams
+        self._processor = processor
+        self._executor = executor
+        self._settings = settings
+        self._lost = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._checkpointer: Checkpointer | None = None
+        self._position: str | None = None  # sequence number of the last record fetched
+
+    # --- signals from the worker -----------------------------------------------------
+
+    def lease_lost(self) -> None:
+        self._lost.set()
+        self._wake.set()
+        if self._checkpointer is not None:
+            self._checkpointer.disable()
+
+    def request_shutdown(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Something changed (a parent finished): re-check without waiting for the poll."""
+        self._wake.set()
+
+    # --- the state machine -----------------------------------------------------------
+
+    async def run(self) -> None:
+        reason = "stopped"
+        try:
+            await self._wait_for_parents()
+            await self._initialize()
+            reason = await self._consume()
+        except LeaseLost:
+            reason = "lease-lost"
+            await self._call_quietly(self._processor.lease_lost, LeaseLostInput(self.shard_id))
+        except ShutdownRequested:
+            reason = await self._shutdown()
+        except Exception:
+            log.exception("shard %s: consumer failed; the lease will be released", self.shard_id)
+            reason = "failed"
+        self.state = reason
+        await self._host.consumer_finished(self.shard_id, reason)
+
+    async def _wait_for_parents(self) -> None:
+        while not await self._host.parents_done(self.lease):
+            self.state = "waiting-for-parents"
+            await self._pause(self._settings.parent_poll_interval)
+        self._check_signals()
+
+    async def _initialize(self) -> None:
+        self.state = "initializing"
+        loop = asyncio.get_running_loop()
+        self._checkpointer = Checkpointer(
+            self.shard_id,
+            self._write_checkpoint,
+            loop,
+            initial=self.lease.checkpoint,
+            initial_sub=self.lease.checkpoint_sub,
+        )
+        await self._call(
+            self._processor.initialize,
+            InitializationInput(self.shard_id, self.lease.checkpoint, self.lease.checkpoint_sub),
+        )
+
+    async def _consume(self) -> str:
+        assert self._checkpointer is not None
+        if self.lease.checkpoint == SHARD_END:
+            return "shard-ended"
+        self.state = "processing"
+        iterator: str | None = await self._iterator_from_checkpoint()
+        while iterator is not None:
+            self._check_signals()
+            page = await self._fetch(iterator)
+            if page is None:  # iterator replaced after expiry or trimming
+                iterator = await self._iterator_after_position()
+                continue
+            records = self._fresh_records(page)
+            if records:
+                await self._deliver(records)
+            iterator = page.next_iterator
+            if iterator is not None and not page.records:
+                await self._pause(self._settings.idle_time)
+        await self._end_shard()
+        return "shard-ended"
+
+    # --- reading ---------------------------------------------------------------------
+
+    async def _iterator_from_checkpoint(self) -> str:
+        checkpoint = self.lease.checkpoint
+        if checkpoint in (TRIM_HORIZON, LATEST):
+            return await self._get_iterator(checkpoint)
+        self._position = checkpoint
+        return await self._iterator_after_position()
+
+    async def _iterator_after_position(self) -> str:
+        if self._position is None:
+            start = self.lease.checkpoint if self.lease.checkpoint == LATEST else TRIM_HORIZON
+            return await self._get_iterator(start)
+        try:
+            return await self._get_iterator("AFTER_SEQUENCE_NUMBER", self._position)
+        except TrimmedDataAccessError:
+            self._report_trimmed()
+            return await self._get_iterator(TRIM_HORIZON)
+
+    async def _get_iterator(self, kind: str, sequence_number: str | None = None) -> str:
+        return await self._streams.get_shard_iterator(
+            self._settings.stream_arn, self.shard_id, kind, sequence_number
+        )
+
+    async def _fetch(self, iterator: str) -> RecordsPage | None:
+        try:
+            return await self._streams.get_records(iterator, self._settings.max_records)
+        except ExpiredIteratorError:
+            log.info(
+                "shard %s: iterator expired; re-acquiring after %s", self.shard_id, self._position
+            )
+            return None
+        except TrimmedDataAccessError:
+            self._report_trimmed()
+            self._position = None
+            return None
+
+    def _report_trimmed(self) -> None:
+        after = self._position or self.lease.checkpoint
+        log.error(
+            "shard %s: records after %s were trimmed before they were read (older than the "
+            "stream's retention); resuming at TRIM_HORIZON. Changes in that range may be LOST.",
+            self.shard_id,
+            after,
+        )
+        self._position = None
+
+    def _fresh_records(self, page: RecordsPage) -> list[StreamRecord]:
+        """Wrap the page's records, dropping any at or below what was already fetched."""
+        floor = int(self._position) if self._position and self._position.isdigit() else -1
+        records = [
+            StreamRecord(raw, self.shard_id)
+            for raw in page.records
+            if int(raw["dynamodb"]["SequenceNumber"]) > floor
+        ]
+        if records:
+            self._position = records[-1].sequence_number
+        return records
+
+    # --- processing ------------------------------------------------------------------
+
+    async def _deliver(self, records: list[StreamRecord]) -> None:
+        """Hand one batch to the processor; retry it with backoff until it succeeds."""
+        assert self._checkpointer is not None
+        before = self._checkpointer.largest_permitted
+        attempt = 0
+        while True:
+            self._checkpointer.delivered_up_to(records[-1].sequence_number)
+            batch = ProcessRecordsInput(
+                self.shard_id, records, self._checkpointer, _millis_behind(records)
+            )
+            try:
+                await self._call(self._processor.process_records, batch)
+            except ShutdownError as exc:
+                raise LeaseLost from exc
+            except Exception:
+                attempt += 1
+                self._checkpointer.rewind_to(before)
+                delay = self._retry_delay(attempt)
+                log.exception(
+                    "shard %s: processor failed on records %s..%s (attempt %d); "
+                    "retrying the same batch in %.1fs",
+                    self.shard_id,
+                    records[0].sequence_number,
+                    records[-1].sequence_number,
+                    attempt,
+                    delay,
+                )
+                await self._pause(delay)
+                self._check_signals()
+                continue
+            self.records_processed += len(records)
+            return
+
+    def _retry_delay(self, attempt: int) -> float:
+        base = self._settings.retry_base_delay * (2 ** min(attempt - 1, 16))
+        return float(min(base, self._settings.retry_max_delay))
+
+    async def _end_shard(self) -> None:
+        """Children get leases at once, then the processor must checkpoint SHARD_END."""
+        assert self._checkpointer is not None
+        self.state = "shard-ending"
+        self._children = await self._host.discover_children(self.shard_id)
+        self._checkpointer.mark_shard_end()
+        attempt = 0
+        while self._checkpointer.last_checkpoint != SHARD_END:
+            self._check_signals()
+            try:
+                await self._call(
+                    self._processor.shard_ended, ShardEndedInput(self.shard_id, self._checkpointer)
+                )
+            except ShutdownError as exc:
+                raise LeaseLost from exc
+            except Exception:
+                log.exception("shard %s: shard_ended failed", self.shard_id)
+            if self._checkpointer.last_checkpoint != SHARD_END:
+                attempt += 1
+                log.error(
+                    "shard %s: the processor did not checkpoint SHARD_END in shard_ended; "
+                    "the shard's children cannot start until it does (retrying)",
+                    self.shard_id,
+                )
+                await self._pause(self._retry_delay(attempt))
+
+    async def _write_checkpoint(self, value: str, sub: int) -> None:
+        children = getattr(self, "_children", None) if value == SHARD_END else None
+        await self._host.write_checkpoint(self.shard_id, self.token, value, sub, children)
+
+    async def _shutdown(self) -> str:
+        self.state = "shutting-down"
+        if self._checkpointer is not None and not self._lost.is_set():
+            await self._call_quietly(
+                self._processor.shutdown_requested,
+                ShutdownRequestedInput(self.shard_id, self._checkpointer),
+            )
+        return "shutdown"
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _check_signals(self) -> None:
+        if self._lost.is_set():
+            raise LeaseLost
+        if self._stop.is_set():
+            raise ShutdownRequested
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once on a signal (lease lost, shutdown, parent finished)."""
+        if seconds > 0:
+            try:
+                await asyncio.wait_for(self._wake.wait(), seconds)
+            except TimeoutError:
+                pass
+        self._wake.clear()
+        self._check_signals()
+
+    async def _call(self, method: Callable[[Any], Any], argument: object) -> None:
+        if inspect.iscoroutinefunction(method):
+            await method(argument)
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, method, argument)
+
+    async def _call_quietly(self, method: Callable[[Any], Any], argument: object) -> None:
+        try:
+            await self._call(method, argument)
+        except Exception:
+            log.exception("shard %s: processor hook %s failed", self.shard_id, method.__name__)
+
+
+def _millis_behind(records: list[StreamRecord]) -> int:
+    created = records[-1].raw.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    if created is None:
+        return 0
+    return max(0, int((time.time() - float(created)) * 1000))
+
+
+Hook = Callable[[], Awaitable[None]]

@@ -1,0 +1,175 @@
+"""`shardline demo`: the whole thing on one laptop.
+
+Starts the embedded local stack with shard rollovers, creates a table with a stream,
+writes a steady flow of versioned changes, runs two worker processes, and shows a live
+view of shards, owners, checkpoints and records processed until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from shardline.leases.model import Lease
+from shardline.leases.table import LeaseTable
+from shardline.streams.aws import AwsJsonClient, AwsSettings
+from shardline.views import short_sequence, short_shard
+
+TABLE = "Orders"
+APPLICATION = "orders-demo"
+KEYS = 50
+WORKERS = ("worker-A", "worker-B")
+
+
+@dataclass
+class DemoState:
+    writes: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+def run_demo(*, duration: float | None, rollover_every: float, writes_per_second: float) -> None:
+    """Run the demo until Ctrl-C (or ``duration`` seconds)."""
+    from shardline.local import LocalStack
+
+    with LocalStack(rollover_every=rollover_every) as stack, tempfile.TemporaryDirectory() as tmp:
+        env = _worker_env(stack.endpoint_url, tmp)
+        aws = AwsSettings(region="us-east-1", endpoint_url=stack.endpoint_url)
+        os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+        asyncio.run(_create_table(aws))
+        workers = [_start_worker(name, stack.endpoint_url, env, tmp) for name in WORKERS]
+        try:
+            asyncio.run(_write_and_watch(aws, Path(tmp), duration, writes_per_second))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _stop_workers(workers)
+
+
+def _worker_env(endpoint_url: str, tmp: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("AWS_ACCESS_KEY_ID", "demo")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
+    env["AWS_REGION"] = "us-east-1"
+    env["SHARDLINE_DEMO_DIR"] = tmp
+    return env
+
+
+def _start_worker(name: str, endpoint_url: str, env: dict[str, str], tmp: str) -> subprocess.Popen[bytes]:
+    log = open(Path(tmp) / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the worker
+    command = [
+        sys.executable, "-m", "shardline.cli", "--log-level", "WARNING", "run",
+        "shardline.demo_app:handle", "--table", TABLE, "--application", APPLICATION,
+        "--endpoint-url", endpoint_url, "--worker-id", name, "--failover-time", "6",
+    ]  # fmt: skip
+    return subprocess.Popen(command, env={**env, "DEMO_WORKER": name}, stdout=log, stderr=log)
+
+
+def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+async def _create_table(aws: AwsSettings) -> None:
+    dynamodb = AwsJsonClient.create("dynamodb", aws)
+    try:
+        await dynamodb.call(
+            "CreateTable",
+            {
+                "TableName": TABLE,
+                "KeySchema": [{"AttributeName": "order_id", "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": "order_id", "AttributeType": "S"}],
+                "BillingMode": "PAY_PER_REQUEST",
+                "StreamSpecification": {
+                    "StreamEnabled": True,
+                    "StreamViewType": "NEW_AND_OLD_IMAGES",
+                },
+            },
+        )
+    finally:
+        await dynamodb.close()
+
+
+async def _write_and_watch(
+    aws: AwsSettings, tmp: Path, duration: float | None, writes_per_second: float
+) -> None:
+    dynamodb = AwsJsonClient.create("dynamodb", aws)
+    state = DemoState()
+    writer = asyncio.create_task(_write_forever(dynamodb, state, writes_per_second))
+    leases = LeaseTable(dynamodb, APPLICATION)
+    try:
+        with Live(refresh_per_second=2, screen=False) as live:
+            while duration is None or time.monotonic() - state.started < duration:
+                rows = await leases.list_leases() if await leases.exists() else []
+                live.update(_view(rows, state, _processed_counts(tmp)))
+                await asyncio.sleep(1.0)
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        await dynamodb.close()
+
+
+async def _write_forever(dynamodb: AwsJsonClient, state: DemoState, per_second: float) -> None:
+    versions = [0] * KEYS
+    while True:
+        key = random.randrange(KEYS)
+        versions[key] += 1
+        await dynamodb.call(
+            "PutItem",
+            {
+                "TableName": TABLE,
+                "Item": {
+                    "order_id": {"S": f"order-{key:03d}"},
+                    "version": {"N": str(versions[key])},
+                    "status": {"S": random.choice(["placed", "paid", "shipped"])},
+                    "written_at": {"N": f"{time.time():.3f}"},
+                },
+            },
+        )
+        state.writes += 1
+        await asyncio.sleep(1.0 / per_second)
+
+
+def _processed_counts(tmp: Path) -> dict[str, int]:
+    counts = {}
+    for name in WORKERS:
+        try:
+            counts[name] = int((tmp / f"{name}.count").read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            counts[name] = 0
+    return counts
+
+
+def _view(leases: list[Lease], state: DemoState, counts: dict[str, int]) -> Group:
+    table = Table(title="leases (one per shard)", title_justify="left")
+    for column in ("shard", "parent", "owner", "checkpoint"):
+        table.add_column(column)
+    for lease in sorted(leases, key=lambda item: item.key):
+        parent = next(iter(lease.parent_shard_ids), None)
+        table.add_row(
+            short_shard(lease.key), short_shard(parent), lease.owner or "-",
+            short_sequence(lease.checkpoint),
+        )  # fmt: skip
+    elapsed = time.monotonic() - state.started
+    summary = Text(
+        f"{elapsed:5.0f}s  writes: {state.writes}  processed: "
+        + "  ".join(f"{name}={count}" for name, count in counts.items())
+        + f"  total={sum(counts.values())}   (Ctrl-C to stop)"
+    )
+    return Group(summary, table)

@@ -1,0 +1,264 @@
+"""The lease coordinator: renew what we hold, take what is due, release on request.
+
+The decisions (which leases to take, when a lease is expired) live in pure modules;
+this module only runs the loops and talks to the lease table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from shardline.errors import (
+    AwsError,
+    CheckpointDependencyError,
+    CheckpointThrottledError,
+    ConditionalCheckFailedError,
+    ConnectionFailedError,
+    ShardlineError,
+    ShutdownError,
+    ThrottledError,
+)
+from shardline.leases.balance import LeaseState, plan_takes
+from shardline.leases.expiry import ExpiryTracker
+from shardline.leases.model import Lease
+from shardline.leases.table import LeaseTable
+
+log = logging.getLogger("shardline.leases")
+
+LeaseCallback = Callable[[Lease, str], Awaitable[None]]
+LostCallback = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class HeldLease:
+    """A lease this worker holds, with the token that fences its checkpoints."""
+
+    lease: Lease
+    token: str
+    last_renewed: float
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass(frozen=True)
+class CoordinatorSettings:
+    worker_id: str
+    failover_time: float
+    renew_interval: float
+    take_interval: float
+    max_leases: int | None = None
+    max_leases_to_steal: int = 1
+
+
+class LeaseCoordinator:
+    """Owns this worker's view of the lease table and its held leases."""
+
+    def __init__(
+        self,
+        table: LeaseTable,
+        settings: CoordinatorSettings,
+        *,
+        on_acquired: LeaseCallback,
+        on_lost: LostCallback,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.table = table
+        self.settings = settings
+        self.worker_id = settings.worker_id
+        self._on_acquired = on_acquired
+        self._on_lost = on_lost
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._expiry = ExpiryTracker(settings.failover_time)
+        self._held: dict[str, HeldLease] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._take_now = asyncio.Event()
+        self._taking = True
+        self.last_scan: dict[str, Lease] = {}
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Reclaim our own leases (a restart keeps them), then start renewing and taking."""
+        await self._reclaim_own_leases()
+        self._tasks = [
+            asyncio.create_task(self._every(self.settings.renew_interval, self.renew_all)),
+            asyncio.create_task(self._take_loop()),
+        ]
+
+    def stop_taking(self) -> None:
+        """Stop acquiring leases (first step of a graceful shutdown); renewals go on."""
+        self._taking = False
+
+    async def stop(self, *, release: bool) -> None:
+        """Stop the loops; with ``release``, hand every held lease back at once."""
+        self._taking = False
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if release:
+            await asyncio.gather(*(self.release(key) for key in list(self._held)))
+
+    def request_take(self) -> None:
+        """Run a take round now (a shard ended and its children want an owner)."""
+        self._take_now.set()
+
+    # --- queries ---------------------------------------------------------------------
+
+    def held_keys(self) -> list[str]:
+        return list(self._held)
+
+    def is_held(self, key: str, token: str) -> bool:
+        held = self._held.get(key)
+        return held is not None and held.token == token and not self._locally_expired(held)
+
+    def _locally_expired(self, held: HeldLease) -> bool:
+        return self._clock() - held.last_renewed > self.settings.failover_time
+
+    # --- checkpoint and release --------------------------------------------------------
+
+    async def checkpoint(
+        self,
+        key: str,
+        token: str,
+        value: str,
+        sub: int,
+        child_shard_ids: frozenset[str] | None = None,
+    ) -> Lease:
+        """Write a checkpoint fenced by the lease counter; KCL's error names on failure."""
+        held = self._held.get(key)
+        if held is None or held.token != token or self._locally_expired(held):
+            raise ShutdownError(f"lease {key} is no longer held by {self.worker_id}")
+        async with held.lock:
+            try:
+                lease = await self.table.checkpoint(held.lease, value, sub, child_shard_ids)
+            except ConditionalCheckFailedError as exc:
+                await self._lose(key, "its counter moved while checkpointing")
+                raise ShutdownError(f"lease {key} was taken by another worker") from exc
+            except ThrottledError as exc:
+                raise CheckpointThrottledError(str(exc)) from exc
+            except (AwsError, ConnectionFailedError) as exc:
+                raise CheckpointDependencyError(str(exc)) from exc
+            held.lease = lease
+            held.last_renewed = self._clock()
+            return lease
+
+    async def release(self, key: str) -> None:
+        """Give a held lease back (owner removed, counter + 1) so another worker takes it now."""
+        held = self._held.pop(key, None)
+        if held is None:
+            return
+        async with held.lock:
+            try:
+                if await self.table.evict(held.lease):
+                    log.info("released lease %s", key)
+            except ShardlineError as exc:
+                log.warning("could not release lease %s (it will expire): %s", key, exc)
+
+    # --- renewal -----------------------------------------------------------------------
+
+    async def renew_all(self) -> None:
+        await asyncio.gather(*(self._renew(key) for key in list(self._held)))
+
+    async def _renew(self, key: str) -> None:
+        held = self._held.get(key)
+        if held is None:
+            return
+        if self._locally_expired(held):
+            await self._lose(key, "it was not renewed within the failover time")
+            return
+        async with held.lock:
+            try:
+                renewed = await self.table.renew(held.lease)
+            except ShardlineError as exc:
+                log.warning("renewing lease %s failed, will retry: %s", key, exc)
+                return
+            if renewed is None:
+                await self._lose(key, "another worker took it")
+                return
+            held.lease = renewed
+            held.last_renewed = self._clock()
+
+    async def _lose(self, key: str, why: str) -> None:
+        if self._held.pop(key, None) is not None:
+            log.warning("lost lease %s: %s", key, why)
+            await self._on_lost(key)
+
+    # --- taking ------------------------------------------------------------------------
+
+    async def _reclaim_own_leases(self) -> None:
+        leases = await self.table.list_leases()
+        self._observe(leases)
+        for lease in leases:
+            if lease.owner == self.worker_id and not lease.is_finished:
+                renewed = await self.table.renew(lease)
+                if renewed is not None:
+                    await self._hold(renewed, "reclaimed")
+
+    async def _take_loop(self) -> None:
+        while True:
+            try:
+                if self._taking:
+                    await self.take_round()
+            except ShardlineError as exc:
+                log.warning("lease take round failed, will retry: %s", exc)
+            try:
+                await asyncio.wait_for(self._take_now.wait(), self.settings.take_interval)
+            except TimeoutError:
+                pass
+            self._take_now.clear()
+
+    async def take_round(self) -> None:
+        """Scan the table, then take expired leases and steal toward a fair share."""
+        leases = await self.table.list_leases()
+        self._observe(leases)
+        by_key = {lease.key: lease for lease in leases}
+        plan = plan_takes(
+            [self._state_of(lease) for lease in leases],
+            self.worker_id,
+            max_leases=self.settings.max_leases or 1_000_000,
+            max_steal=self.settings.max_leases_to_steal,
+            rng=self._rng,
+        )
+        for key in plan.take:
+            await self._try_take(by_key[key], "took expired")
+        for key in plan.steal:
+            await self._try_take(by_key[key], f"stole from {by_key[key].owner}")
+
+    def _observe(self, leases: list[Lease]) -> None:
+        self._expiry.observe(leases, self._clock())
+        self.last_scan = {lease.key: lease for lease in leases}
+
+    def _state_of(self, lease: Lease) -> LeaseState:
+        mine = lease.key in self._held
+        expired = not mine and self._expiry.is_expired(lease.key, self._clock())
+        owner = self.worker_id if mine else lease.owner
+        return LeaseState(key=lease.key, owner=owner, expired=expired, finished=lease.is_finished)
+
+    async def _try_take(self, lease: Lease, how: str) -> None:
+        if not self._taking or lease.key in self._held:
+            return
+        taken = await self.table.take(lease, self.worker_id)
+        if taken is not None:
+            await self._hold(taken, how)
+
+    async def _hold(self, lease: Lease, how: str) -> None:
+        log.info("%s lease %s (counter %d)", how, lease.key, lease.counter)
+        token = uuid.uuid4().hex
+        self._held[lease.key] = HeldLease(lease=lease, token=token, last_renewed=self._clock())
+        await self._on_acquired(lease, token)
+
+    async def _every(self, interval: float, action: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await action()
+            except ShardlineError as exc:
+                log.warning("lease renewal round failed: %s", exc)

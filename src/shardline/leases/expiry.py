@@ -1,0 +1,43 @@
+"""Lease expiry judged as KCL judges it: by the counter, on a monotonic clock.
+
+A lease is expired when its ``leaseCounter`` has not changed for longer than the
+failover time, as observed by this worker's own scans. Wall clocks are never compared
+across machines. A lease first seen without an owner is expired at once; one first seen
+with an owner gets a full failover period from the moment it was first seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from shardline.leases.model import Lease
+
+_NEVER = float("-inf")
+
+
+class ExpiryTracker:
+    """Remembers, per lease, when this worker last saw its counter change."""
+
+    def __init__(self, failover_time: float) -> None:
+        self.failover_time = failover_time
+        self._seen: dict[str, tuple[int, float]] = {}
+
+    def observe(self, leases: Iterable[Lease], now: float) -> None:
+        """Record one scan of the table taken at ``now``; forget leases that are gone."""
+        seen: dict[str, tuple[int, float]] = {}
+        for lease in leases:
+            previous = self._seen.get(lease.key)
+            if previous is not None and previous[0] == lease.counter:
+                seen[lease.key] = previous
+            elif previous is None and lease.owner is None:
+                seen[lease.key] = (lease.counter, _NEVER)
+            else:
+                seen[lease.key] = (lease.counter, now)
+        self._seen = seen
+
+    def is_expired(self, key: str, now: float) -> bool:
+        """True when the counter has been still for longer than the failover time."""
+        entry = self._seen.get(key)
+        if entry is None:
+            return True
+        return now - entry[1] > self.failover_time

@@ -1,0 +1,193 @@
+"""Stream records and DynamoDB-JSON decoding.
+
+A :class:`StreamRecord` wraps one record dict exactly as ``orjson`` parsed it from a
+GetRecords answer. Nothing is decoded up front: the key and image maps are turned into
+plain Python values on first access and cached, so a processor that only looks at
+``event_name`` or ``sequence_number`` pays for no decoding at all.
+
+Decoding follows DynamoDB's own types:
+
+====== ==================================================================
+``S``    ``str``
+``N``    :class:`decimal.Decimal` (38 significant digits, exact: ``"1.50"`` stays ``1.50``)
+``B``    ``bytes`` (base64 on the wire)
+``BOOL`` ``bool``
+``NULL`` ``None``
+``M``    ``dict``
+``L``    ``list``
+``SS``   ``set[str]``
+``NS``   ``set[Decimal]``
+``BS``   ``set[bytes]``
+====== ==================================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import decimal
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["NUMBER_CONTEXT", "StreamRecord", "decode_item", "decode_value"]
+
+#: DynamoDB numbers carry up to 38 significant digits. Any number the service sends
+#: fits; a value that would need rounding is corrupt and raises instead of rounding.
+NUMBER_CONTEXT = decimal.Context(
+    prec=38,
+    Emin=-128,
+    Emax=126,
+    traps=[decimal.InvalidOperation, decimal.Overflow, decimal.Inexact, decimal.Rounded],
+)
+
+_to_decimal = NUMBER_CONTEXT.create_decimal
+_b64decode = base64.b64decode
+
+
+def _decode_map(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: decode_value(av) for name, av in value.items()}
+
+
+def _decode_list(value: list[Any]) -> list[Any]:
+    return [decode_value(av) for av in value]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _null(value: Any) -> None:
+    return None
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "S": _identity,
+    "N": _to_decimal,
+    "B": _b64decode,
+    "BOOL": _identity,
+    "NULL": _null,
+    "M": _decode_map,
+    "L": _decode_list,
+    "SS": set,
+    "NS": lambda values: {_to_decimal(v) for v in values},
+    "BS": lambda values: {_b64decode(v) for v in values},
+}
+
+
+def decode_value(av: Mapping[str, Any]) -> Any:
+    """Decode one DynamoDB-JSON attribute value such as ``{"N": "1.5"}``.
+
+    Raises :class:`ValueError` for a type tag DynamoDB does not define (or an
+    attribute value that is not a one-entry mapping). A malformed number raises
+    :class:`decimal.InvalidOperation`.
+    """
+    if len(av) != 1:
+        raise ValueError(f"a DynamoDB attribute value has exactly one type tag, got {list(av)!r}")
+    for tag, value in av.items():
+        decoder = _DECODERS.get(tag)
+        if decoder is None:
+            raise ValueError(f"unknown DynamoDB attribute type {tag!r}")
+        return decoder(value)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def decode_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Decode a DynamoDB-JSON item (``Keys``, ``NewImage``, ``OldImage``) into a dict."""
+    return {name: decode_value(av) for name, av in item.items()}
+
+
+_UNSET: Any = object()
+
+
+class StreamRecord:
+    """One DynamoDB Streams record, decoded lazily.
+
+    ``raw`` is the wire dict (``eventID``, ``eventName``, ``dynamodb``, ...) and
+    ``shard_id`` the shard it was read from. Images are decoded on first access and
+    cached; everything else is read straight from ``raw``.
+    """
+
+    __slots__ = ("_keys", "_new_image", "_old_image", "raw", "shard_id")
+
+    raw: dict[str, Any]
+    shard_id: str
+
+    def __init__(self, raw: dict[str, Any], shard_id: str) -> None:
+        self.raw = raw
+        self.shard_id = shard_id
+        self._keys: dict[str, Any] = _UNSET
+        self._new_image: dict[str, Any] | None = _UNSET
+        self._old_image: dict[str, Any] | None = _UNSET
+
+    @property
+    def _ddb(self) -> dict[str, Any]:
+        ddb: dict[str, Any] = self.raw["dynamodb"]
+        return ddb
+
+    @property
+    def event_id(self) -> str:
+        """The record's unique ``eventID``."""
+        value: str = self.raw["eventID"]
+        return value
+
+    @property
+    def event_name(self) -> str:
+        """``INSERT``, ``MODIFY`` or ``REMOVE``."""
+        value: str = self.raw["eventName"]
+        return value
+
+    @property
+    def sequence_number(self) -> str:
+        """The record's sequence number within its shard (a string of digits)."""
+        value: str = self._ddb["SequenceNumber"]
+        return value
+
+    @property
+    def keys(self) -> dict[str, Any]:
+        """The item's primary key, decoded (cached after the first access)."""
+        if self._keys is _UNSET:
+            self._keys = decode_item(self._ddb.get("Keys") or {})
+        return self._keys
+
+    @property
+    def new_image(self) -> dict[str, Any] | None:
+        """The item after the change, decoded; ``None`` when the view type omits it."""
+        if self._new_image is _UNSET:
+            self._new_image = _decode_optional(self._ddb.get("NewImage"))
+        return self._new_image
+
+    @property
+    def old_image(self) -> dict[str, Any] | None:
+        """The item before the change, decoded; ``None`` when the view type omits it."""
+        if self._old_image is _UNSET:
+            self._old_image = _decode_optional(self._ddb.get("OldImage"))
+        return self._old_image
+
+    @property
+    def approximate_creation_time(self) -> datetime:
+        """When the change was made, in UTC (wire value: epoch seconds, maybe fractional)."""
+        return datetime.fromtimestamp(self._ddb["ApproximateCreationDateTime"], tz=UTC)
+
+    @property
+    def size_bytes(self) -> int:
+        """The record's size as the service reports it."""
+        return int(self._ddb["SizeBytes"])
+
+    @property
+    def stream_view_type(self) -> str | None:
+        """``KEYS_ONLY``, ``NEW_IMAGE``, ``OLD_IMAGE`` or ``NEW_AND_OLD_IMAGES``."""
+        value: str | None = self._ddb.get("StreamViewType")
+        return value
+
+    @property
+    def user_identity(self) -> dict[str, Any] | None:
+        """The raw ``userIdentity`` (set for TTL deletions), or ``None``."""
+        value: dict[str, Any] | None = self.raw.get("userIdentity")
+        return value
+
+    def __repr__(self) -> str:
+        return f"StreamRecord({self.event_name} shard={self.shard_id} seq={self.sequence_number})"
+
+
+def _decode_optional(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if item is None else decode_item(item)

@@ -1,0 +1,244 @@
+"""Worker: wiring and lifecycle of one consumer process.
+
+A worker resolves the stream, makes sure the lease table exists, keeps leases in sync
+with the shard graph, and runs one :class:`ShardConsumer` per held lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from shardline.config import ConsumerConfig
+from shardline.consumer import ConsumerSettings, ShardConsumer
+from shardline.errors import ShardlineError
+from shardline.leases.coordinator import CoordinatorSettings, LeaseCoordinator
+from shardline.leases.model import SHARD_END, TRIM_HORIZON, Lease
+from shardline.leases.table import LeaseTable
+from shardline.processor import ProcessorFactory
+from shardline.streams.aws import AwsJsonClient
+from shardline.streams.client import StreamsClient, resolve_stream_arn, validate_stream_arn
+from shardline.streams.shards import build_lineage, leases_to_create, leases_to_delete, may_start
+
+log = logging.getLogger("shardline.worker")
+
+
+@dataclass
+class _Running:
+    consumer: ShardConsumer
+    task: asyncio.Task[None]
+
+
+class Worker:
+    """One process's share of the work: leases, shard sync, and shard consumers."""
+
+    def __init__(self, config: ConsumerConfig, processor_factory: ProcessorFactory) -> None:
+        self.config = config
+        self.processor_factory = processor_factory
+        self.stream_arn: str | None = None
+        self._running: dict[str, _Running] = {}
+        self._executor = ThreadPoolExecutor(
+            max_workers=config.processor_threads, thread_name_prefix="shardline-processor"
+        )
+        self._dynamodb: AwsJsonClient | None = None
+        self._streams: StreamsClient | None = None
+        self._table: LeaseTable | None = None
+        self._coordinator: LeaseCoordinator | None = None
+        self._sync_now = asyncio.Event()
+        self.started = asyncio.Event()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then shut down gracefully and release the leases."""
+        try:
+            await self._start()
+            self.started.set()
+            sync_task = asyncio.create_task(self._sync_loop())
+            await stop.wait()
+            sync_task.cancel()
+            await asyncio.gather(sync_task, return_exceptions=True)
+            await self._shutdown()
+        finally:
+            await self._close()
+
+    async def _start(self) -> None:
+        cfg = self.config
+        self._dynamodb = AwsJsonClient.create("dynamodb", cfg.aws)
+        streams_aws = AwsJsonClient.create("dynamodbstreams", cfg.aws)
+        self._streams = StreamsClient(streams_aws)
+        self.stream_arn = await self._resolve_stream()
+        self._table = LeaseTable(self._dynamodb, cfg.lease_table_name)
+        await self._table.ensure_exists()
+        await self.sync_shards()
+        self._coordinator = LeaseCoordinator(
+            self._table,
+            CoordinatorSettings(
+                worker_id=cfg.worker_id,
+                failover_time=cfg.failover_time,
+                renew_interval=cfg.renew_interval,
+                take_interval=cfg.take_interval,
+                max_leases=cfg.max_leases,
+                max_leases_to_steal=cfg.max_leases_to_steal,
+            ),
+            on_acquired=self._on_acquired,
+            on_lost=self._on_lost,
+        )
+        await self._coordinator.start()
+        log.info(
+            "worker %s consuming %s with lease table %s",
+            cfg.worker_id,
+            self.stream_arn,
+            cfg.lease_table_name,
+        )
+
+    async def _resolve_stream(self) -> str:
+        assert self._dynamodb is not None
+        if self.config.stream_arn is not None:
+            validate_stream_arn(self.config.stream_arn)
+            return self.config.stream_arn
+        assert self.config.table is not None
+        return await resolve_stream_arn(self._dynamodb, self.config.table)
+
+    async def _shutdown(self) -> None:
+        """Finish in-flight batches, let processors checkpoint, release every lease."""
+        coordinator = self._coordinator
+        if coordinator is None:
+            return
+        coordinator.stop_taking()
+        for running in list(self._running.values()):
+            running.consumer.request_shutdown()
+        tasks = [r.task for r in self._running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.config.shutdown_grace + 60)
+        await coordinator.stop(release=True)
+        log.info("worker %s stopped; leases released", self.config.worker_id)
+
+    async def _close(self) -> None:
+        for running in list(self._running.values()):
+            running.task.cancel()
+        if self._coordinator is not None:
+            await self._coordinator.stop(release=False)
+        if self._streams is not None:
+            await self._streams.aws.close()
+        if self._dynamodb is not None:
+            await self._dynamodb.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- shard sync ------------------------------------------------------------------
+
+    async def sync_shards(self) -> None:
+        """Create leases for new shards and delete finished ones whose children started."""
+        assert self._streams is not None and self._table is not None and self.stream_arn
+        description = await self._streams.describe_stream(self.stream_arn)
+        leases = {lease.key: lease for lease in await self._table.list_leases()}
+        for new in leases_to_create(description.shards, leases, self.config.starting_position):
+            lease = Lease(
+                key=new.shard_id, checkpoint=new.checkpoint, parent_shard_ids=new.parent_shard_ids
+            )
+            if await self._table.create_if_not_exists(lease):
+                log.info("created lease %s at %s", new.shard_id, new.checkpoint)
+        for key in leases_to_delete(leases, build_lineage(description.shards)):
+            log.info("deleting finished lease %s (its children have started)", key)
+            await self._table.delete(key)
+
+    async def _sync_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._sync_now.wait(), self.config.shard_sync_interval)
+            except TimeoutError:
+                pass
+            self._sync_now.clear()
+            try:
+                await self.sync_shards()
+            except ShardlineError as exc:
+                log.warning("shard sync failed, will retry: %s", exc)
+
+    # --- coordinator callbacks -------------------------------------------------------
+
+    async def _on_acquired(self, lease: Lease, token: str) -> None:
+        assert self._streams is not None and self.stream_arn
+        try:
+            processor = self.processor_factory()
+        except Exception:
+            log.exception("could not create a processor for shard %s", lease.key)
+            assert self._coordinator is not None
+            await self._coordinator.release(lease.key)
+            return
+        consumer = ShardConsumer(
+            lease,
+            token,
+            host=self,
+            streams=self._streams,
+            processor=processor,
+            executor=self._executor,
+            settings=ConsumerSettings(
+                stream_arn=self.stream_arn,
+                max_records=self.config.max_records,
+                idle_time=self.config.idle_time,
+                parent_poll_interval=self.config.parent_poll_interval,
+                retry_base_delay=self.config.retry_base_delay,
+                retry_max_delay=self.config.retry_max_delay,
+            ),
+        )
+        task = asyncio.create_task(consumer.run(), name=f"shard {lease.key}")
+        self._running[lease.key] = _Running(consumer, task)
+
+    async def _on_lost(self, key: str) -> None:
+        running = self._running.get(key)
+        if running is not None:
+            running.consumer.lease_lost()
+
+    # --- ShardHost: what consumers ask of the worker ------------------------------------
+
+    async def parents_done(self, lease: Lease) -> bool:
+        assert self._table is not None
+        parents: dict[str, Lease] = {}
+        for parent_id in lease.parent_shard_ids:
+            parent = await self._table.get_lease(parent_id)
+            if parent is not None:
+                parents[parent_id] = parent
+        return may_start(lease, parents)
+
+    async def discover_children(self, shard_id: str) -> frozenset[str]:
+        """At shard end: list the children at once and create their leases."""
+        assert self._streams is not None and self._table is not None and self.stream_arn
+        children = await self._streams.child_shards(self.stream_arn, shard_id)
+        for child in children:
+            lease = Lease(
+                key=child.shard_id, checkpoint=TRIM_HORIZON, parent_shard_ids=frozenset({shard_id})
+            )
+            if await self._table.create_if_not_exists(lease):
+                log.info("created lease %s for a child of %s", child.shard_id, shard_id)
+        if not children:
+            self._sync_now.set()
+        return frozenset(child.shard_id for child in children)
+
+    async def write_checkpoint(
+        self, shard_id: str, token: str, value: str, sub: int, children: frozenset[str] | None
+    ) -> None:
+        assert self._coordinator is not None
+        await self._coordinator.checkpoint(shard_id, token, value, sub, children)
+        if value == SHARD_END:
+            for running in self._running.values():
+                running.consumer.wake()
+
+    async def consumer_finished(self, shard_id: str, reason: str) -> None:
+        """A consumer ended: hand its lease back unless it was lost."""
+        assert self._coordinator is not None
+        self._running.pop(shard_id, None)
+        if reason != "lease-lost":
+            await self._coordinator.release(shard_id)
+        if reason == "shard-ended":
+            self._coordinator.request_take()
+
+    # --- views -----------------------------------------------------------------------
+
+    def shard_states(self) -> dict[str, tuple[str, int]]:
+        """Per held shard: consumer state and records processed (for status views)."""
+        return {
+            key: (r.consumer.state, r.consumer.records_processed)
+            for key, r in self._running.items()
+        }
