@@ -163,8 +163,8 @@ class ShardConsumer:
         assert self._checkpointer is not None
         if self.lease.checkpoint == SHARD_END:
             return "shard-ended"
-        self.state = "processing"
         iterator: str | None = await self._iterator_from_checkpoint()
+        self.state = "processing"
         while iterator is not None:
             self._check_signals()
             page = await self._fetch(iterator)

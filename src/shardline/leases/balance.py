@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,8 +63,7 @@ def plan_takes(
     steal up to ``max_steal`` leases with the hysteresis rule above.
     """
     unfinished = [lease for lease in leases if not lease.finished]
-    held = Counter(lease.owner for lease in unfinished if _is_live(lease))
-    mine = held.pop(me, 0)
+    mine = sum(1 for lease in unfinished if _is_live(lease) and lease.owner == me)
     target = _target(len(unfinished), _worker_count(leases, me), max_leases)
     needed = target - mine
     if needed <= 0:
@@ -74,7 +72,8 @@ def plan_takes(
     if takeable:
         rng.shuffle(takeable)
         return TakePlan(take=tuple(takeable[:needed]))
-    return TakePlan(steal=_plan_steals(unfinished, held, mine, target, needed, max_steal, rng))
+    budget = min(needed, max_steal)
+    return TakePlan(steal=_plan_steals(unfinished, me, mine, target, budget, rng))
 
 
 def _is_live(lease: LeaseState) -> bool:
@@ -93,23 +92,24 @@ def _target(unfinished: int, workers: int, max_leases: int) -> int:
 
 def _plan_steals(
     unfinished: Sequence[LeaseState],
-    held: Counter[str | None],
+    me: str,
     mine: int,
     target: int,
-    needed: int,
-    max_steal: int,
+    budget: int,
     rng: random.Random,
 ) -> tuple[str, ...]:
+    """Steal one lease at a time from the most loaded worker that is eligible: it
+    holds at least ``target`` and at least ``mine + 2`` unfinished leases."""
     pools: dict[str, list[str]] = {}
     for lease in unfinished:
-        if _is_live(lease) and lease.owner is not None:
+        if _is_live(lease) and lease.owner is not None and lease.owner != me:
             pools.setdefault(lease.owner, []).append(lease.key)
     for keys in pools.values():
         keys.sort()
         rng.shuffle(keys)
-    counts = {owner: len(keys) for owner, keys in pools.items() if owner in held}
+    counts = {owner: len(keys) for owner, keys in pools.items()}
     stolen: list[str] = []
-    while len(stolen) < min(needed, max_steal):
+    while len(stolen) < budget:
         victim = _most_loaded(counts, rng)
         if victim is None or counts[victim] < max(target, mine + 2):
             break

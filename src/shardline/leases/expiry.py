@@ -2,8 +2,8 @@
 
 A lease is expired when its ``leaseCounter`` has not changed for longer than the
 failover time, as observed by this worker's own scans. Wall clocks are never compared
-across machines. A lease first seen without an owner is expired at once; one first seen
-with an owner gets a full failover period from the moment it was first seen.
+across machines. A lease without an owner (new, or released by a worker that shut down) is expired at
+once; one first seen with an owner gets a full failover period from then.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ class ExpiryTracker:
         seen: dict[str, tuple[int, float]] = {}
         for lease in leases:
             previous = self._seen.get(lease.key)
-            if previous is not None and previous[0] == lease.counter:
-                seen[lease.key] = previous
-            elif previous is None and lease.owner is None:
+            if lease.owner is None:
                 seen[lease.key] = (lease.counter, _NEVER)
+            elif previous is not None and previous[0] == lease.counter:
+                seen[lease.key] = previous
             else:
                 seen[lease.key] = (lease.counter, now)
         self._seen = seen

@@ -178,6 +178,11 @@ class ShardGraph:
         with self._lock:
             return [shard.to_wire() for shard in self._shards.values()]
 
+    def route(self, partition_key: bytes) -> str:
+        """Id of the open shard that a write of ``partition_key`` would go to now."""
+        with self._lock:
+            return self._route(hash_key_of(partition_key)).shard_id
+
     def open_shard_ids(self) -> list[str]:
         """Ids of the open shards, oldest first."""
         with self._lock:

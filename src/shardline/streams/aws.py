@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,6 +28,7 @@ import botocore.session
 import orjson
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 
 from shardline.errors import (
     AccessDeniedError,
@@ -296,7 +298,10 @@ def _botocore_session(settings: AwsSettings) -> botocore.session.Session:
 def _botocore_client(session: botocore.session.Session, service: str, settings: AwsSettings) -> Any:
     try:
         client = session.create_client(
-            service, region_name=settings.region, endpoint_url=settings.explicit_endpoint(service)
+            service,
+            region_name=_explicit_region(settings),
+            endpoint_url=settings.explicit_endpoint(service),
+            config=_endpoint_config(session),
         )
     except botocore.exceptions.NoRegionError as exc:
         raise ConfigError(
@@ -310,6 +315,26 @@ def _botocore_client(session: botocore.session.Session, service: str, settings: 
         client.close()
         raise ConfigError("no AWS region is configured: set AWS_REGION or region=")
     return client
+
+
+def _explicit_region(settings: AwsSettings) -> str | None:
+    """``settings.region``, else ``AWS_REGION``; None lets botocore read
+    ``AWS_DEFAULT_REGION`` and the profile. botocore itself ignores ``AWS_REGION``,
+    which the other AWS SDKs (and Lambda, ECS) use."""
+    return settings.region or os.environ.get("AWS_REGION") or None
+
+
+def _endpoint_config(session: botocore.session.Session) -> Config:
+    """Regional endpoints, unless the user *requires* account-ID endpoints.
+
+    botocore's account-ID endpoints (``<account>.ddb.<region>...``) depend on each request's
+    ARN (stream ARN, iterator, table ARN) and the credentials' account; one URL per client
+    cannot follow that. The regional endpoint serves every account, so it is the default
+    here. With ``account_id_endpoint_mode = required`` botocore's choice (from the
+    credentials' account) is kept.
+    """
+    mode = session.get_config_variable("account_id_endpoint_mode")
+    return Config(account_id_endpoint_mode="required" if mode == "required" else "disabled")
 
 
 def _check_service(service: str) -> None:

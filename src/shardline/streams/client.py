@@ -83,12 +83,20 @@ class StreamsClient:
             raise ConfigError(f"StreamsClient needs a dynamodbstreams client, got {aws.service!r}")
         self._aws = aws
 
+    @property
+    def aws(self) -> AwsJsonClient:
+        """The underlying signed client (close it when done)."""
+        return self._aws
+
     async def list_streams(self, table_name: str | None = None) -> list[dict[str, Any]]:
         """Every stream (``StreamArn``, ``TableName``, ``StreamLabel``), optionally of one table."""
         params: dict[str, Any] = {} if table_name is None else {"TableName": table_name}
         streams: list[dict[str, Any]] = []
         pages = self._pages(
-            "ListStreams", params, "ExclusiveStartStreamArn", lambda a: a.get("LastEvaluatedStreamArn")
+            "ListStreams",
+            params,
+            "ExclusiveStartStreamArn",
+            lambda a: a.get("LastEvaluatedStreamArn"),
         )
         async for answer in pages:
             streams.extend(answer.get("Streams") or [])
@@ -152,7 +160,9 @@ class StreamsClient:
         if not shard_iterator or len(shard_iterator) > 2048:
             raise ConfigError("a shard iterator must be 1 to 2048 characters")
         _check_limit("GetRecords limit", limit, MAX_RECORDS_PER_PAGE)
-        answer = await self._aws.call("GetRecords", {"ShardIterator": shard_iterator, "Limit": limit})
+        answer = await self._aws.call(
+            "GetRecords", {"ShardIterator": shard_iterator, "Limit": limit}
+        )
         return RecordsPage(
             records=answer.get("Records") or [],
             next_iterator=answer.get("NextShardIterator") or None,
@@ -190,7 +200,9 @@ class StreamsClient:
             if not cursor:
                 return
             if cursor in seen:
-                raise AwsError("PaginationLoop", f"{cursor_param} {cursor!r} repeated", operation=operation)
+                raise AwsError(
+                    "PaginationLoop", f"{cursor_param} {cursor!r} repeated", operation=operation
+                )
             seen.add(cursor)
             params = {**params, cursor_param: cursor}
 
@@ -205,10 +217,15 @@ def _position_params(
 ) -> dict[str, Any]:
     """The GetShardIterator parameters that go with ``iterator_type``; checks they fit."""
     if iterator_type not in ITERATOR_TYPES:
-        raise ConfigError(f"unknown shard iterator type {iterator_type!r}: use one of {sorted(ITERATOR_TYPES)}")
+        raise ConfigError(
+            f"unknown shard iterator type {iterator_type!r}: use one of {sorted(ITERATOR_TYPES)}"
+        )
     if iterator_type in _SEQUENCE_TYPES:
         if sequence_number is None or _SEQUENCE_NUMBER.fullmatch(sequence_number) is None:
-            raise ConfigError(f"{iterator_type} needs a sequence number of 21 to 40 digits, got {sequence_number!r}")
+            raise ConfigError(
+                f"{iterator_type} needs a sequence number of 21 to 40 digits,"
+                f" got {sequence_number!r}"
+            )
     elif sequence_number is not None:
         raise ConfigError(f"{iterator_type} takes no sequence number, got {sequence_number!r}")
     if iterator_type == "AT_TIMESTAMP":
@@ -227,4 +244,6 @@ def _check_limit(name: str, value: int, maximum: int) -> None:
 
 def _check_shard_id(shard_id: str) -> None:
     if not isinstance(shard_id, str) or _SHARD_ID.fullmatch(shard_id) is None:
-        raise ConfigError(f"not a shard id: {shard_id!r} (expected 28 to 65 characters, e.g. shardId-...)")
+        raise ConfigError(
+            f"not a shard id: {shard_id!r} (expected 28 to 65 characters, e.g. shardId-...)"
+        )
