@@ -84,9 +84,12 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 
 def lease_items(endpoint_url: str, table: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = dynamodb(endpoint_url).scan(
-        TableName=table, ConsistentRead=True
-    )["Items"]
+    """Every item of the lease table; none while the table does not exist yet."""
+    client = dynamodb(endpoint_url)
+    try:
+        items: list[dict[str, Any]] = client.scan(TableName=table, ConsistentRead=True)["Items"]
+    except client.exceptions.ResourceNotFoundException:
+        return []
     return items
 
 
