@@ -215,9 +215,9 @@ def _status(args: argparse.Namespace) -> int:
         payload = {"stream_arn": stream_arn, "shards": [row.as_dict() for row in rows]}
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
-    from shardline.views import status_table
-
     from rich.console import Console
+
+    from shardline.views import status_table
 
     Console().print(status_table(stream_arn, rows))
     return 0

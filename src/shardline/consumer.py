@@ -20,8 +20,6 @@ from typing import Any, Protocol
 from shardline.checkpoint import Checkpointer
 from shardline.errors import (
     ExpiredIteratorError,
-    ResourceNotFoundError,
-    ShardlineError,
     ShutdownError,
     TrimmedDataAccessError,
 )

@@ -66,7 +66,9 @@ def _worker_env(endpoint_url: str, tmp: str) -> dict[str, str]:
     return env
 
 
-def _start_worker(name: str, endpoint_url: str, env: dict[str, str], tmp: str) -> subprocess.Popen[bytes]:
+def _start_worker(
+    name: str, endpoint_url: str, env: dict[str, str], tmp: str
+) -> subprocess.Popen[bytes]:
     log = open(Path(tmp) / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the worker
     command = [
         sys.executable, "-m", "shardline.cli", "--log-level", "WARNING", "run",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from shardline.errors import ConfigError
 
@@ -106,7 +106,7 @@ class AsyncRecordProcessor:
         """The worker is stopping."""
 
 
-AnyProcessor = Union[RecordProcessor, AsyncRecordProcessor]
+AnyProcessor = RecordProcessor | AsyncRecordProcessor
 ProcessorFactory = Callable[[], AnyProcessor]
 BatchHandler = Callable[[list["StreamRecord"]], Any]
 AsyncBatchHandler = Callable[[list["StreamRecord"]], Awaitable[Any]]

@@ -88,9 +88,7 @@ def test_missing_credentials(
     assert "credentials" in err.lower()
 
 
-def test_status_shows_leases_as_json(
-    local_stack: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_status_shows_leases_as_json(local_stack: Any, capsys: pytest.CaptureFixture[str]) -> None:
     import orjson
 
     table = unique("status")

@@ -84,8 +84,9 @@ async def test_trim_horizon_starts_at_the_oldest_record(local_stack: Any) -> Non
     events: list[tuple[str, int]] = []
     stop = asyncio.Event()
     task = asyncio.create_task(
-        consumer_for(local_stack, table, recorder(events), starting_position="TRIM_HORIZON")
-        .run_async(stop)
+        consumer_for(
+            local_stack, table, recorder(events), starting_position="TRIM_HORIZON"
+        ).run_async(stop)
     )
     await wait_for(lambda: set(events) >= writer.expected(), 20, "the records written before")
     stop.set()

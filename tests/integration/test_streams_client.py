@@ -1,6 +1,6 @@
 """StreamsClient against plain moto over real HTTP, compared with boto3's view of the same data.
 
-Plain ``ThreadedMotoServer`` (no shardline.local extension): one shard per table, never
+Plain moto's ``ThreadedMotoServer`` (no shardline.local extension): one shard per table, never
 closed. Rules from reference/local-emulation.md: no disable/re-enable, no assertions on
 ``awsRegion``, ``SizeBytes`` or timestamp precision.
 """
@@ -8,13 +8,14 @@ closed. Rules from reference/local-emulation.md: no disable/re-enable, no assert
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from shardline.errors import ConfigError, ResourceNotFoundError
 from shardline.streams.aws import AwsJsonClient, AwsSettings
@@ -30,15 +31,39 @@ ITEMS = [
 ]
 
 
+# A ThreadedMotoServer in a child process: shardline.local patches moto's classes in this
+# process for good, and this test is about *plain* moto.
+_SERVE = (
+    "import sys, threading\n"
+    "from moto.server import ThreadedMotoServer\n"
+    "server = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False)\n"
+    "server.start()\n"
+    "print(server.get_host_and_port()[1], flush=True)\n"
+    "sys.stdin.read()\n"
+    "server.stop()\n"
+)
+
+
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SERVE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        yield f"http://{host}:{port}"
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.stop()
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -69,9 +69,7 @@ def test_sigkill_then_restart_resumes_from_checkpoint(local_stack: Any, tmp_path
         assert checkpoint != "SHARD_END", f"finished shard {shard} was read again"
 
 
-def test_workers_share_evenly_and_sigterm_hands_over_fast(
-    local_stack: Any, tmp_path: Path
-) -> None:
+def test_workers_share_evenly_and_sigterm_hands_over_fast(local_stack: Any, tmp_path: Path) -> None:
     endpoint = local_stack.endpoint_url
     table, app = unique("share"), unique("app")
     create_stream_table(endpoint, table)

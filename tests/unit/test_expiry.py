@@ -39,9 +39,8 @@ def test_released_lease_is_expired_even_though_its_counter_moved() -> None:
 @given(st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=30))
 def test_a_lease_whose_counter_keeps_moving_never_expires(steps: list[int]) -> None:
     tracker = ExpiryTracker(10.0)
-    counter, now = 0, 0.0
-    for step in steps:
-        counter += 1
+    now = 0.0
+    for counter, step in enumerate(steps, start=1):
         now += step  # scans at most 3 s apart, counter moving every scan
         tracker.observe([Lease(key="a", owner="w", counter=counter)], now=now)
         assert not tracker.is_expired("a", now)

@@ -1,9 +1,9 @@
 """Lease expiry judged as KCL judges it: by the counter, on a monotonic clock.
 
 A lease is expired when its ``leaseCounter`` has not changed for longer than the
-failover time, as observed by this worker's own scans. Wall clocks are never compared
-across machines. A lease without an owner (new, or released by a worker that shut down) is expired at
-once; one first seen with an owner gets a full failover period from then.
+failover time, as this worker's own scans observed it. Wall clocks are never compared
+across machines. A lease without an owner (new, or released by a worker that shut
+down) is expired at once; one first seen with an owner gets a full failover period.
 """
 
 from __future__ import annotations
