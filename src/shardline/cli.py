@@ -143,6 +143,7 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("botocore").setLevel(logging.WARNING)
 
 
 # --- commands --------------------------------------------------------------------------

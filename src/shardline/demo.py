@@ -31,6 +31,7 @@ TABLE = "Orders"
 APPLICATION = "orders-demo"
 KEYS = 50
 WORKERS = ("worker-A", "worker-B")
+OPEN_SHARDS = 4
 
 
 @dataclass
@@ -48,6 +49,8 @@ def run_demo(*, duration: float | None, rollover_every: float, writes_per_second
         aws = AwsSettings(region="us-east-1", endpoint_url=stack.endpoint_url)
         os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
         asyncio.run(_create_table(aws))
+        for _ in range(OPEN_SHARDS - 1):
+            stack.split(TABLE)
         workers = [_start_worker(name, stack.endpoint_url, env, tmp) for name in WORKERS]
         try:
             asyncio.run(_write_and_watch(aws, Path(tmp), duration, writes_per_second))

@@ -233,6 +233,7 @@ class Worker:
             await self._coordinator.release(shard_id)
         if reason == "shard-ended":
             self._coordinator.request_take()
+            self._sync_now.set()  # clean up grandparents whose children have now started
 
     # --- views -----------------------------------------------------------------------
 
