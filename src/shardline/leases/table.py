@@ -145,10 +145,17 @@ class LeaseTable:
             await self._bump(lease, sets={})
         except ConditionalCheckFailedError:
             current = await self.get_lease(lease.key)
-            if current and current.owner == lease.owner and current.counter == lease.counter + 1:
-                return current
-            return None
+            return current if self._landed(current, lease, lease.owner) else None
         return replace(lease, counter=lease.counter + 1)
+
+    @staticmethod
+    def _landed(current: Lease | None, expected: Lease, owner: str | None) -> bool:
+        """After a failed condition: did our own earlier (retried) attempt land?"""
+        return (
+            current is not None
+            and current.owner == owner
+            and current.counter == expected.counter + 1
+        )
 
     async def take(self, lease: Lease, owner: str) -> Lease | None:
         """Take (or steal) a lease seen with ``lease.counter``; None when someone moved first."""
@@ -157,7 +164,8 @@ class LeaseTable:
         try:
             await self._bump(lease, sets={f.OWNER: {"S": owner}}, adds=adds)
         except ConditionalCheckFailedError:
-            return None
+            current = await self.get_lease(lease.key)
+            return current if self._landed(current, lease, owner) else None
         return replace(
             lease,
             owner=owner,
@@ -201,7 +209,16 @@ class LeaseTable:
         }
         if child_shard_ids:
             sets[f.CHILDREN] = {"SS": sorted(child_shard_ids)}
-        await self._bump(lease, sets=sets, removes=(f.PENDING,))
+        try:
+            await self._bump(lease, sets=sets, removes=(f.PENDING,))
+        except ConditionalCheckFailedError:
+            current = await self.get_lease(lease.key)
+            if not (
+                self._landed(current, lease, lease.owner)
+                and current
+                and (current.checkpoint == checkpoint)
+            ):
+                raise
         return replace(
             lease,
             counter=lease.counter + 1,
