@@ -100,6 +100,8 @@ class ShardConsumer:
         self._wake = asyncio.Event()
         self._checkpointer: Checkpointer | None = None
         self._position: str | None = None  # sequence number of the last record fetched
+        self._trim_gap_after: str | None = None
+        self.trim_events = 0
 
     # --- signals from the worker -----------------------------------------------------
 
@@ -223,6 +225,8 @@ class ShardConsumer:
             self.shard_id,
             after,
         )
+        self._trim_gap_after = after
+        self.trim_events += 1
         self._position = None
 
     def _fresh_records(self, page: RecordsPage) -> list[StreamRecord]:
@@ -235,6 +239,16 @@ class ShardConsumer:
         ]
         if records:
             self._position = records[-1].sequence_number
+            if self._trim_gap_after is not None:
+                log.error(
+                    "shard %s: resumed at %s after trimming; records after %s and before %s "
+                    "may be LOST",
+                    self.shard_id,
+                    records[0].sequence_number,
+                    self._trim_gap_after,
+                    records[0].sequence_number,
+                )
+                self._trim_gap_after = None
         return records
 
     # --- processing ------------------------------------------------------------------

@@ -379,9 +379,20 @@ def test_creation_is_idempotent_and_ordered_with_existing_leases(data: st.DataOb
     assert {n.shard_id for n in new} <= set(stream.listed)
     assert_parents_first(new, existing)
     for n in new:
-        if any(a in existing for a in stream.ancestors(n.shard_id)):
+        if descends_from_a_lease(stream, n.shard_id, existing):
             assert n.checkpoint == TRIM_HORIZON
     assert leases_to_create(listing, {**existing, **as_leases(new)}, position) == []
+
+
+def descends_from_a_lease(stream: Stream, sid: str, existing: Iterable[str]) -> bool:
+    """A listed ancestor has a lease, or the trimmed parent of the oldest listed one has.
+
+    (A leased ancestor further up, past trimmed shards without leases, is unknowable.)
+    """
+    chain = [sid]
+    while (parent := stream.parent(chain[-1])) in stream.listed:
+        chain.append(parent)
+    return any(s in existing for s in chain[1:]) or stream.parent(chain[-1]) in existing
 
 
 # --- properties: a fleet consuming a changing stream --------------------------------------------
@@ -433,7 +444,17 @@ class Fleet:
         )
 
     def start(self, key: str) -> None:
-        for ancestor in self.stream.ancestors(key):
+        """Start a lease, checking order against every ancestor whose records still exist.
+
+        Those are the listed ancestors and, listed or not, the direct parent (the lease
+        names it). An ancestor beyond a trimmed, never-leased shard is unknowable, and
+        trimmed, so none of its records are left to be read out of order.
+        """
+        parent = self.stream.parent(key)
+        ancestors = [
+            a for a in self.stream.ancestors(key) if a in self.stream.listed or a == parent
+        ]
+        for ancestor in ancestors:
             if ancestor in self.ever_leased:
                 assert ancestor in self.ever_finished, (
                     f"{key} started before ancestor {ancestor} ended"
