@@ -118,14 +118,14 @@ async def test_reads_to_shard_end_and_checkpoints_it() -> None:
 async def test_expired_iterator_resumes_after_the_last_delivered_record() -> None:
     streams = ScriptedStreams(6)
     streams.faults[2] = ExpiredIteratorError("ExpiredIteratorException", "expired")
-    host, seen = await consume(streams)
+    _, seen = await consume(streams)
     assert seen == [1, 2, 3, 4, 5, 6]
     assert ("AFTER_SEQUENCE_NUMBER", f"{2:021d}") in streams.iterator_requests
 
 
 async def test_resume_from_a_checkpoint_never_redelivers_it() -> None:
     streams = ScriptedStreams(6)
-    host, seen = await consume(streams, checkpoint=f"{3:021d}")
+    _, seen = await consume(streams, checkpoint=f"{3:021d}")
     assert seen == [4, 5, 6]
     assert streams.iterator_requests[0] == ("AFTER_SEQUENCE_NUMBER", f"{3:021d}")
 
