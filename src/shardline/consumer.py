@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from shardline.checkpoint import Checkpointer
 from shardline.errors import (
     ExpiredIteratorError,
+    ResourceNotFoundError,
     ShutdownError,
     TrimmedDataAccessError,
 )
@@ -163,6 +164,21 @@ class ShardConsumer:
         assert self._checkpointer is not None
         if self.lease.checkpoint == SHARD_END:
             return "shard-ended"
+        try:
+            await self._read_to_end()
+        except ResourceNotFoundError:
+            log.error(
+                "shard %s is gone from the stream (expired after its retention) while its "
+                "lease was at %s; records after that were never read and may be LOST. "
+                "Ending the shard so its children can start.",
+                self.shard_id,
+                self._position or self.lease.checkpoint,
+            )
+            self.trim_events += 1
+        await self._end_shard()
+        return "shard-ended"
+
+    async def _read_to_end(self) -> None:
         iterator: str | None = await self._iterator_from_checkpoint()
         self.state = "processing"
         while iterator is not None:
@@ -177,8 +193,6 @@ class ShardConsumer:
             iterator = page.next_iterator
             if iterator is not None and not page.records:
                 await self._pause(self._settings.idle_time)
-        await self._end_shard()
-        return "shard-ended"
 
     # --- reading ---------------------------------------------------------------------
 

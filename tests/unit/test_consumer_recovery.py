@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from shardline.consumer import ConsumerSettings, ShardConsumer
-from shardline.errors import ExpiredIteratorError, TrimmedDataAccessError
+from shardline.errors import ExpiredIteratorError, ResourceNotFoundError, TrimmedDataAccessError
 from shardline.leases.model import SHARD_END, Lease
 from shardline.processor import FunctionProcessor
 from shardline.records import StreamRecord
@@ -142,3 +142,15 @@ async def test_trimmed_data_restarts_at_trim_horizon_and_says_so(
     assert any("trimmed" in m and f"{2:021d}" in m and "LOST" in m for m in errors)
     assert any(f"after {2:021d} and before {6:021d}" in m for m in errors), errors
     assert host.checkpoints[-1] == SHARD_END
+
+
+async def test_a_shard_gone_from_the_stream_is_ended_loudly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    streams = ScriptedStreams(4)
+    streams.faults[0] = ResourceNotFoundError("ResourceNotFoundException", "no such shard")
+    with caplog.at_level(logging.ERROR, logger="shardline.consumer"):
+        host, seen = await consume(streams)
+    assert seen == []
+    assert host.checkpoints == [SHARD_END]
+    assert any("gone from the stream" in r.getMessage() for r in caplog.records)
