@@ -14,7 +14,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "AsyncRecordProcessor": "shardline.processor",
     "AwsSettings": "shardline.streams.aws",
+    "CheckpointDependencyError": "shardline.errors",
     "CheckpointError": "shardline.errors",
+    "CheckpointThrottledError": "shardline.errors",
+    "CheckpointValueError": "shardline.errors",
     "Checkpointer": "shardline.checkpoint",
     "ConfigError": "shardline.errors",
     "Consumer": "shardline.runner",
@@ -37,7 +40,10 @@ if TYPE_CHECKING:
     from shardline.checkpoint import Checkpointer
     from shardline.config import ConsumerConfig
     from shardline.errors import (
+        CheckpointDependencyError,
         CheckpointError,
+        CheckpointThrottledError,
+        CheckpointValueError,
         ConfigError,
         InvalidStateError,
         ShardlineError,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from shardline.errors import InvalidStateError
+from shardline.errors import InvalidStateError, ShutdownError
 from shardline.leases.model import SHARD_END
 from shardline.sequence import validate_checkpoint
 
@@ -71,8 +71,10 @@ class Checkpointer:
     async def checkpoint_async(self, sequence_number: str | None = None, sub: int = 0) -> None:
         """Checkpoint from an ``async def`` processor (or any coroutine on the loop)."""
         if not self._enabled:
-            raise InvalidStateError(f"no checkpointer for shard {self.shard_id} any more")
+            raise ShutdownError(f"the lease of shard {self.shard_id} was lost")
         value = self._largest if sequence_number is None else (sequence_number, sub)
+        if sequence_number is None and value == self._last:
+            return  # nothing delivered since the last checkpoint
         validate_checkpoint(
             value[0],
             value[1],

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,7 +51,7 @@ class ShardHost(Protocol):
         self, shard_id: str, token: str, value: str, sub: int, children: frozenset[str] | None
     ) -> None: ...
 
-    async def consumer_finished(self, shard_id: str, reason: str) -> None: ...
+    async def consumer_finished(self, shard_id: str, token: str, reason: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,8 @@ class ShardConsumer:
         self._checkpointer: Checkpointer | None = None
         self._position: str | None = None  # sequence number of the last record fetched
         self._trim_gap_after: str | None = None
+        self._children: frozenset[str] | None = None
+        self._initialized = False
         self.trim_events = 0
 
     # --- signals from the worker -----------------------------------------------------
@@ -123,21 +125,21 @@ class ShardConsumer:
     # --- the state machine -----------------------------------------------------------
 
     async def run(self) -> None:
-        reason = "stopped"
         try:
             await self._wait_for_parents()
             await self._initialize()
             reason = await self._consume()
         except LeaseLost:
             reason = "lease-lost"
-            await self._call_quietly(self._processor.lease_lost, LeaseLostInput(self.shard_id))
+            if self._initialized:
+                await self._call_quietly(self._processor.lease_lost, LeaseLostInput(self.shard_id))
         except ShutdownRequested:
             reason = await self._shutdown()
         except Exception:
             log.exception("shard %s: consumer failed; the lease will be released", self.shard_id)
             reason = "failed"
         self.state = reason
-        await self._host.consumer_finished(self.shard_id, reason)
+        await self._host.consumer_finished(self.shard_id, self.token, reason)
 
     async def _wait_for_parents(self) -> None:
         while not await self._host.parents_done(self.lease):
@@ -159,6 +161,7 @@ class ShardConsumer:
             self._processor.initialize,
             InitializationInput(self.shard_id, self.lease.checkpoint, self.lease.checkpoint_sub),
         )
+        self._initialized = True
 
     async def _consume(self) -> str:
         assert self._checkpointer is not None
@@ -205,8 +208,9 @@ class ShardConsumer:
 
     async def _iterator_after_position(self) -> str:
         if self._position is None:
-            start = self.lease.checkpoint if self.lease.checkpoint == LATEST else TRIM_HORIZON
-            return await self._get_iterator(start)
+            after_trim = self.trim_events > 0
+            latest = self.lease.checkpoint == LATEST and not after_trim
+            return await self._get_iterator(LATEST if latest else TRIM_HORIZON)
         try:
             return await self._get_iterator("AFTER_SEQUENCE_NUMBER", self._position)
         except TrimmedDataAccessError:
@@ -228,7 +232,6 @@ class ShardConsumer:
             return None
         except TrimmedDataAccessError:
             self._report_trimmed()
-            self._position = None
             return None
 
     def _report_trimmed(self) -> None:
@@ -331,7 +334,7 @@ class ShardConsumer:
                 await self._pause(self._retry_delay(attempt))
 
     async def _write_checkpoint(self, value: str, sub: int) -> None:
-        children = getattr(self, "_children", None) if value == SHARD_END else None
+        children = self._children if value == SHARD_END else None
         await self._host.write_checkpoint(self.shard_id, self.token, value, sub, children)
 
     async def _shutdown(self) -> str:
@@ -380,6 +383,3 @@ def _millis_behind(records: list[StreamRecord]) -> int:
     if created is None:
         return 0
     return max(0, int((time.time() - float(created)) * 1000))
-
-
-Hook = Callable[[], Awaitable[None]]

@@ -124,14 +124,5 @@ class CheckpointDependencyError(CheckpointError):
     retriable = True
 
 
-# --- processor errors ----------------------------------------------------------------
-
-
-class ProcessorError(ShardlineError):
-    """The user's processor raised; the batch is retried, never skipped."""
-
-    retriable = True
-
-
 class LeaseTableError(ShardlineError):
     """The lease table exists but is not a KCL lease table, or belongs to another stream."""

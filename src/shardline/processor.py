@@ -137,8 +137,9 @@ class AsyncFunctionProcessor(AsyncRecordProcessor):
 def processor_factory(target: object) -> ProcessorFactory:
     """Turn what the user gave into a per-shard processor factory.
 
-    A processor class (or any zero-argument callable returning a processor) is used as
-    the factory; a plain function ``handle(records)``, sync or async, is adapted.
+    A processor class, or any callable that takes no arguments (a factory returning a
+    processor), is used as the factory; a function ``handle(records)``, sync or async
+    (including objects with an ``async def __call__``), is adapted.
     """
     if inspect.isclass(target):
         if issubclass(target, RecordProcessor | AsyncRecordProcessor):
@@ -150,10 +151,45 @@ def processor_factory(target: object) -> ProcessorFactory:
         raise ConfigError(
             "pass the processor class (or a factory), not an instance: each shard needs its own"
         )
-    if inspect.iscoroutinefunction(target):
-        handle = target
-        return lambda: AsyncFunctionProcessor(handle)
-    if callable(target):
-        sync_handle: BatchHandler = target
-        return lambda: FunctionProcessor(sync_handle)
-    raise ConfigError(f"{target!r} is not callable: give a function handle(records) or a processor")
+    if not callable(target):
+        raise ConfigError(
+            f"{target!r} is not callable: give a function handle(records) or a processor"
+        )
+    if _takes_no_arguments(target):
+        return _checked_factory(target)
+    if _is_async_callable(target):
+        async_handle: AsyncBatchHandler = target
+        return lambda: AsyncFunctionProcessor(async_handle)
+    sync_handle: BatchHandler = target
+    return lambda: FunctionProcessor(sync_handle)
+
+
+def _is_async_callable(target: Callable[..., Any]) -> bool:
+    call = getattr(target, "__call__", None)  # noqa: B004 - we want the method itself
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(call)
+
+
+def _takes_no_arguments(target: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    required = [
+        p
+        for p in parameters
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return not required and not any(p.kind is p.VAR_POSITIONAL for p in parameters)
+
+
+def _checked_factory(factory: Callable[[], object]) -> ProcessorFactory:
+    def make() -> AnyProcessor:
+        processor = factory()
+        if not isinstance(processor, RecordProcessor | AsyncRecordProcessor):
+            raise ConfigError(
+                f"the processor factory returned {type(processor).__name__}, "
+                "not a RecordProcessor or AsyncRecordProcessor"
+            )
+        return processor
+
+    return make

@@ -47,6 +47,7 @@ class Worker:
         self._table: LeaseTable | None = None
         self._coordinator: LeaseCoordinator | None = None
         self._sync_now = asyncio.Event()
+        self._failures: dict[str, int] = {}
         self.started = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------
@@ -112,7 +113,14 @@ class Worker:
             running.consumer.request_shutdown()
         tasks = [r.task for r in self._running.values()]
         if tasks:
-            await asyncio.wait(tasks, timeout=self.config.shutdown_grace + 60)
+            _, late = await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
+            if late:
+                log.warning(
+                    "%d shard(s) still busy after the %.1fs shutdown grace; releasing anyway "
+                    "(their unrecorded progress will be redelivered)",
+                    len(late),
+                    self.config.shutdown_grace,
+                )
         await coordinator.stop(release=True)
         log.info("worker %s stopped; leases released", self.config.worker_id)
 
@@ -155,6 +163,8 @@ class Worker:
                 await self.sync_shards()
             except ShardlineError as exc:
                 log.warning("shard sync failed, will retry: %s", exc)
+            except Exception:
+                log.exception("shard sync failed unexpectedly, will retry")
 
     # --- coordinator callbacks -------------------------------------------------------
 
@@ -183,8 +193,19 @@ class Worker:
                 retry_max_delay=self.config.retry_max_delay,
             ),
         )
-        task = asyncio.create_task(consumer.run(), name=f"shard {lease.key}")
+        previous = self._running.get(lease.key)
+        task = asyncio.create_task(
+            self._run_after(previous.task if previous else None, consumer),
+            name=f"shard {lease.key}",
+        )
         self._running[lease.key] = _Running(consumer, task)
+
+    @staticmethod
+    async def _run_after(previous: asyncio.Task[None] | None, consumer: ShardConsumer) -> None:
+        """A lease lost and re-taken: the old consumer's last call must end first."""
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        await consumer.run()
 
     async def _on_lost(self, key: str) -> None:
         running = self._running.get(key)
@@ -225,12 +246,24 @@ class Worker:
             for running in self._running.values():
                 running.consumer.wake()
 
-    async def consumer_finished(self, shard_id: str, reason: str) -> None:
-        """A consumer ended: hand its lease back unless it was lost."""
+    async def consumer_finished(self, shard_id: str, token: str, reason: str) -> None:
+        """A consumer ended: hand its lease back unless it was lost.
+
+        After a failure the lease is kept for a backoff (1 s doubling to 60 s per shard)
+        before it is released, so a persistent failure does not spin.
+        """
         assert self._coordinator is not None
-        self._running.pop(shard_id, None)
+        running = self._running.get(shard_id)
+        if running is not None and running.consumer.token == token:
+            del self._running[shard_id]
+        if reason == "failed":
+            failures = self._failures.get(shard_id, 0) + 1
+            self._failures[shard_id] = failures
+            await asyncio.sleep(min(2 ** (failures - 1), 60))
+        else:
+            self._failures.pop(shard_id, None)
         if reason != "lease-lost":
-            await self._coordinator.release(shard_id)
+            await self._coordinator.release(shard_id, token)
         if reason == "shard-ended":
             self._coordinator.request_take()
             self._sync_now.set()  # clean up grandparents whose children have now started

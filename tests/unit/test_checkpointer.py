@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from shardline.checkpoint import Checkpointer
-from shardline.errors import CheckpointValueError, InvalidStateError
+from shardline.errors import CheckpointValueError, InvalidStateError, ShutdownError
 
 
 def make(initial: str = "TRIM_HORIZON") -> tuple[Checkpointer, list[str]]:
@@ -60,8 +60,14 @@ async def test_disabled_after_lease_loss() -> None:
     cp, _ = make()
     cp.delivered_up_to("200")
     cp.disable()
-    with pytest.raises(InvalidStateError):
+    with pytest.raises(ShutdownError):
         await cp.checkpoint_async()
+
+
+async def test_checkpoint_before_any_delivery_is_a_no_op() -> None:
+    cp, written = make()
+    await cp.checkpoint_async()
+    assert written == []
 
 
 async def test_sync_checkpoint_from_a_thread_and_refused_on_the_loop() -> None:

@@ -56,3 +56,19 @@ def test_processor_factory_adapts_functions_and_classes() -> None:
         processor_factory(42)
     with pytest.raises(ConfigError, match="not a RecordProcessor"):
         processor_factory(dict)
+
+
+def test_zero_argument_factories_and_async_callables() -> None:
+    class Mine(RecordProcessor):
+        def __init__(self, setting: str) -> None:
+            self.setting = setting
+
+    made = processor_factory(lambda: Mine("x"))()
+    assert isinstance(made, Mine) and made.setting == "x"
+
+    class AsyncHandler:
+        async def __call__(self, records: object) -> None: ...
+
+    assert isinstance(processor_factory(AsyncHandler())(), AsyncFunctionProcessor)
+    with pytest.raises(ConfigError, match="factory returned"):
+        processor_factory(lambda: 42)()

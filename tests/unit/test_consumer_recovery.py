@@ -81,7 +81,7 @@ class Host:
     ) -> None:
         self.checkpoints.append(value)
 
-    async def consumer_finished(self, shard_id: str, reason: str) -> None:
+    async def consumer_finished(self, shard_id: str, token: str, reason: str) -> None:
         self.finished.append(reason)
 
 

@@ -15,11 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from shardline.errors import (
-    AwsError,
     CheckpointDependencyError,
     CheckpointThrottledError,
     ConditionalCheckFailedError,
-    ConnectionFailedError,
     ShardlineError,
     ShutdownError,
     ThrottledError,
@@ -144,17 +142,21 @@ class LeaseCoordinator:
                 raise ShutdownError(f"lease {key} was taken by another worker") from exc
             except ThrottledError as exc:
                 raise CheckpointThrottledError(str(exc)) from exc
-            except (AwsError, ConnectionFailedError) as exc:
+            except ShardlineError as exc:
                 raise CheckpointDependencyError(str(exc)) from exc
             held.lease = lease
             held.last_renewed = self._clock()
             return lease
 
-    async def release(self, key: str) -> None:
-        """Give a held lease back (owner removed, counter + 1) so another worker takes it now."""
-        held = self._held.pop(key, None)
-        if held is None:
+    async def release(self, key: str, token: str | None = None) -> None:
+        """Give a held lease back (owner removed, counter + 1) so another worker takes it now.
+
+        With ``token``, only the holding that token names is released (not a newer one).
+        """
+        held = self._held.get(key)
+        if held is None or (token is not None and held.token != token):
             return
+        del self._held[key]
         async with held.lock:
             try:
                 if await self.table.evict(held.lease):
@@ -209,6 +211,8 @@ class LeaseCoordinator:
                     await self.take_round()
             except ShardlineError as exc:
                 log.warning("lease take round failed, will retry: %s", exc)
+            except Exception:
+                log.exception("lease take round failed unexpectedly, will retry")
             try:
                 await asyncio.wait_for(self._take_now.wait(), self.settings.take_interval)
             except TimeoutError:
@@ -262,3 +266,5 @@ class LeaseCoordinator:
                 await action()
             except ShardlineError as exc:
                 log.warning("lease renewal round failed: %s", exc)
+            except Exception:
+                log.exception("lease renewal round failed unexpectedly")

@@ -229,23 +229,6 @@ class LeaseTable:
             pending_checkpoint=None,
         )
 
-    async def set_children(self, key: str, child_shard_ids: frozenset[str]) -> None:
-        """KCL's updateLeaseWithMetaInfo: record children without touching the counter."""
-        try:
-            await self.dynamodb.call(
-                "UpdateItem",
-                {
-                    "TableName": self.name,
-                    "Key": f.key_of(key),
-                    "UpdateExpression": "SET #ch = :ch",
-                    "ConditionExpression": "attribute_exists(#k)",
-                    "ExpressionAttributeNames": {"#ch": f.CHILDREN, "#k": f.KEY},
-                    "ExpressionAttributeValues": {":ch": {"SS": sorted(child_shard_ids)}},
-                },
-            )
-        except ConditionalCheckFailedError:
-            pass  # the lease was deleted meanwhile; nothing to record
-
     async def delete(self, key: str) -> None:
         await self.dynamodb.call("DeleteItem", {"TableName": self.name, "Key": f.key_of(key)})
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shardline.leases.model import LATEST, TRIM_HORIZON, Lease
 from shardline.streams.model import Shard
@@ -133,12 +133,7 @@ def _break_cycles(parents: dict[str, str | None]) -> dict[str, str | None]:
 
 def _close_if_parent(shard: Shard, has_children: bool) -> Shard:
     if has_children and shard.is_open:
-        return Shard(
-            shard_id=shard.shard_id,
-            parent_shard_id=shard.parent_shard_id,
-            starting_sequence_number=shard.starting_sequence_number,
-            ending_sequence_number=CLOSED_PARENT_END,
-        )
+        return replace(shard, ending_sequence_number=CLOSED_PARENT_END)
     return shard
 
 
