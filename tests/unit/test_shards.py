@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 import pytest
 from hypothesis import given, settings
@@ -181,6 +181,18 @@ def test_child_shard_ids_win_over_the_listing() -> None:
     assert leases_to_delete(leases, None) == ["b"]
 
 
+def test_a_lease_naming_it_as_parent_must_have_started_too() -> None:
+    # child_shard_ids says only "c"; "x" (trimmed since) still has an unstarted lease.
+    leases = {
+        "b": lease("b", SHARD_END, children=["c"]),
+        "c": lease("c", "31", ["b"]),
+        "x": lease("x", TRIM_HORIZON, ["b"]),
+    }
+    assert leases_to_delete(leases, build_lineage(SMALL)) == []
+    leases["x"] = lease("x", "33", ["b"])
+    assert leases_to_delete(leases, build_lineage(SMALL)) == ["b"]
+
+
 def test_top_down_one_generation_at_a_time() -> None:
     lineage = build_lineage(SMALL)
     leases = {
@@ -292,14 +304,14 @@ class Stream:
 
     def listing(self, data: st.DataObject) -> list[Shard]:
         """DescribeStream's answer: retained shards, in any order, a parent maybe stale-open."""
-        shards = [self.shards[s] for s in data.draw(st.permutations(self.listed))]
-        if data.draw(st.booleans()):
-            shards = [
-                dataclasses.replace(s, ending_sequence_number=None)
-                if self.children(s.shard_id) and data.draw(st.booleans())
-                else s
-                for s in shards
-            ]
+        order: list[str] = data.draw(st.permutations(self.listed))
+        stale_parents: bool = data.draw(st.booleans())
+        shards = []
+        for sid in order:
+            shard = self.shards[sid]
+            if stale_parents and self.children(sid) and data.draw(st.booleans()):
+                shard = dataclasses.replace(shard, ending_sequence_number=None)
+            shards.append(shard)
         return shards
 
     def ancestors(self, sid: str) -> list[str]:
@@ -384,7 +396,7 @@ def test_creation_is_idempotent_and_ordered_with_existing_leases(data: st.DataOb
     assert leases_to_create(listing, {**existing, **as_leases(new)}, position) == []
 
 
-def descends_from_a_lease(stream: Stream, sid: str, existing: Iterable[str]) -> bool:
+def descends_from_a_lease(stream: Stream, sid: str, existing: Container[str | None]) -> bool:
     """A listed ancestor has a lease, or the trimmed parent of the oldest listed one has.
 
     (A leased ancestor further up, past trimmed shards without leases, is unknowable.)

@@ -277,17 +277,16 @@ def leases_to_delete(leases: Mapping[str, Lease], lineage: Lineage | None) -> li
     Only finished (``SHARD_END``) leases are ever deleted, and only when no parent
     lease of theirs remains (so lineage is deleted top-down, one generation per call:
     a failed delete can never strand a parent whose child lease is gone) and every
-    known child has a lease that has started. Two kinds qualify:
+    lease that names them as parent has started. Two kinds qualify:
 
     * **completed**: the lease's children, from ``Lease.child_shard_ids`` or else from
-      ``lineage``, are known. Never a lease with no known child: its children may just
-      not be listed yet.
+      ``lineage``, are known and all have started leases. Never a lease with no known
+      child: its children may just not be listed yet.
     * **garbage** (needs a non-empty ``lineage``): the shard and all its parents are no
-      longer listed, i.e. trimmed (KCL's rule). Its known children are
-      ``child_shard_ids``, listed shards naming it as parent and leases naming it as
-      parent; those that are listed or leased must have started leases. With no such
-      child it goes: a trimmed shard's children stay listed at least as long as it
-      was, so none can appear later.
+      longer listed, i.e. trimmed (KCL's rule). Listed shards naming it as parent, and
+      its ``child_shard_ids`` that are still listed, must have started leases. With no
+      such child it goes: a trimmed shard's children stay listed at least as long as
+      it was, so none can appear later.
 
     Unfinished leases of trimmed shards are left alone: the consumer that takes one
     finds the shard gone and checkpoints it at ``SHARD_END``; then it qualifies.
@@ -298,27 +297,30 @@ def leases_to_delete(leases: Mapping[str, Lease], lineage: Lineage | None) -> li
         for key, lease in leases.items()
         if lease.is_finished
         and not _has_parent_lease(lease, leases, lineage)
+        and _all_started(index.leased.get(key, ()), leases)
         and (_is_completed(lease, leases, lineage) or _is_garbage(lease, leases, index))
     )
 
 
 @dataclass(frozen=True)
 class _ChildIndex:
-    """Who names whom as parent, in the listing and in the lease table."""
+    """Who names whom as parent: in the listing (``listed``) and in leases (``leased``)."""
 
     lineage: Lineage | None
-    named_children: dict[str, set[str]]
+    listed: dict[str, set[str]]
+    leased: dict[str, set[str]]
 
     @classmethod
     def build(cls, leases: Mapping[str, Lease], lineage: Lineage | None) -> _ChildIndex:
-        named: dict[str, set[str]] = {}
+        leased: dict[str, set[str]] = {}
         for key, lease in leases.items():
             for parent in lease.parent_shard_ids:
-                named.setdefault(parent, set()).add(key)
+                leased.setdefault(parent, set()).add(key)
+        listed: dict[str, set[str]] = {}
         for shard in lineage.shards.values() if lineage is not None else ():
             if shard.parent_shard_id is not None:
-                named.setdefault(shard.parent_shard_id, set()).add(shard.shard_id)
-        return cls(lineage=lineage, named_children=named)
+                listed.setdefault(shard.parent_shard_id, set()).add(shard.shard_id)
+        return cls(lineage=lineage, listed=listed, leased=leased)
 
 
 def _has_parent_lease(lease: Lease, leases: Mapping[str, Lease], lineage: Lineage | None) -> bool:
@@ -346,6 +348,5 @@ def _is_garbage(lease: Lease, leases: Mapping[str, Lease], index: _ChildIndex) -
         return False
     if any(parent in listed for parent in lease.parent_shard_ids):
         return False
-    known = lease.child_shard_ids | index.named_children.get(lease.key, set())
-    dependents = [child for child in known if child in listed or child in leases]
-    return _all_started(dependents, leases)
+    known = lease.child_shard_ids | index.listed.get(lease.key, set())
+    return _all_started((child for child in known if child in listed), leases)
