@@ -25,6 +25,7 @@ _EXPORTS = {
     "InitializationInput": "shardline.processor",
     "InvalidStateError": "shardline.errors",
     "LeaseLostInput": "shardline.processor",
+    "Metrics": "shardline.metrics",
     "ProcessRecordsInput": "shardline.processor",
     "RecordProcessor": "shardline.processor",
     "ShardEndedInput": "shardline.processor",
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
         ShardlineError,
         ShutdownError,
     )
+    from shardline.metrics import Metrics
     from shardline.processor import (
         AsyncRecordProcessor,
         InitializationInput,

@@ -51,6 +51,8 @@ class ConsumerConfig:
     retry_base_delay: float = 0.5
     retry_max_delay: float = 30.0
     processor_threads: int = 32
+    call_process_records_even_for_empty_list: bool = False
+    cleanup_leases: bool = True
     aws: AwsSettings = field(default_factory=AwsSettings)
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ from shardline.errors import (
     TrimmedDataAccessError,
 )
 from shardline.leases.model import LATEST, SHARD_END, TRIM_HORIZON, Lease
+from shardline.metrics import Metrics
 from shardline.processor import (
     AnyProcessor,
     InitializationInput,
@@ -62,6 +63,7 @@ class ConsumerSettings:
     parent_poll_interval: float
     retry_base_delay: float
     retry_max_delay: float
+    call_on_empty: bool = False
 
 
 class LeaseLost(Exception):
@@ -85,6 +87,7 @@ class ShardConsumer:
         processor: AnyProcessor,
         executor: Executor,
         settings: ConsumerSettings,
+        metrics: Metrics | None = None,
     ) -> None:
         self.shard_id = lease.key
         self.lease = lease
@@ -96,6 +99,7 @@ class ShardConsumer:
         self._processor = processor
         self._executor = executor
         self._settings = settings
+        self._metrics = metrics or Metrics()
         self._lost = asyncio.Event()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -178,6 +182,7 @@ class ShardConsumer:
                 self._position or self.lease.checkpoint,
             )
             self.trim_events += 1
+            self._metrics.records_possibly_lost.inc()
         await self._end_shard()
         return "shard-ended"
 
@@ -191,7 +196,7 @@ class ShardConsumer:
                 iterator = await self._iterator_after_position()
                 continue
             records = self._fresh_records(page)
-            if records:
+            if records or self._settings.call_on_empty:
                 await self._deliver(records)
             iterator = page.next_iterator
             if iterator is not None and not page.records:
@@ -223,8 +228,14 @@ class ShardConsumer:
         )
 
     async def _fetch(self, iterator: str) -> RecordsPage | None:
+        started = time.monotonic()
+        self._metrics.get_records_calls.inc()
         try:
-            return await self._streams.get_records(iterator, self._settings.max_records)
+            page = await self._streams.get_records(iterator, self._settings.max_records)
+            self._metrics.get_records_latency.observe(time.monotonic() - started)
+            self._metrics.records_polled.inc(len(page.records))
+            self._metrics.iterator_age.labels(self.shard_id).set(_millis_behind_raw(page.records))
+            return page
         except ExpiredIteratorError:
             log.info(
                 "shard %s: iterator expired; re-acquiring after %s", self.shard_id, self._position
@@ -244,6 +255,7 @@ class ShardConsumer:
         )
         self._trim_gap_after = after
         self.trim_events += 1
+        self._metrics.records_possibly_lost.inc()
         self._position = None
 
     def _fresh_records(self, page: RecordsPage) -> list[StreamRecord]:
@@ -276,15 +288,19 @@ class ShardConsumer:
         before = self._checkpointer.largest_permitted
         attempt = 0
         while True:
-            self._checkpointer.delivered_up_to(records[-1].sequence_number)
+            if records:
+                self._checkpointer.delivered_up_to(records[-1].sequence_number)
             batch = ProcessRecordsInput(
                 self.shard_id, records, self._checkpointer, _millis_behind(records)
             )
+            if records:
+                self._metrics.invocations.inc()
             try:
                 await self._call(self._processor.process_records, batch)
             except ShutdownError as exc:
                 raise LeaseLost from exc
             except Exception:
+                self._metrics.invocation_failures.inc()
                 attempt += 1
                 self._checkpointer.rewind_to(before)
                 delay = self._retry_delay(attempt)
@@ -292,8 +308,8 @@ class ShardConsumer:
                     "shard %s: processor failed on records %s..%s (attempt %d); "
                     "retrying the same batch in %.1fs",
                     self.shard_id,
-                    records[0].sequence_number,
-                    records[-1].sequence_number,
+                    records[0].sequence_number if records else "-",
+                    records[-1].sequence_number if records else "-",
                     attempt,
                     delay,
                 )
@@ -379,7 +395,14 @@ class ShardConsumer:
 
 
 def _millis_behind(records: list[StreamRecord]) -> int:
-    created = records[-1].raw.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    return _millis_behind_raw([r.raw for r in records[-1:]])
+
+
+def _millis_behind_raw(records: list[dict[str, Any]]) -> int:
+    """Age of the newest record (0 for an empty page: the reader is at the tip)."""
+    if not records:
+        return 0
+    created = records[-1].get("dynamodb", {}).get("ApproximateCreationDateTime")
     if created is None:
         return 0
     return max(0, int((time.time() - float(created)) * 1000))

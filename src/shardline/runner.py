@@ -20,6 +20,7 @@ import signal
 from typing import Any
 
 from shardline.config import ConsumerConfig
+from shardline.metrics import Metrics
 from shardline.processor import processor_factory
 from shardline.streams.aws import AwsSettings
 from shardline.worker import Worker
@@ -48,7 +49,8 @@ class Consumer:
         aws = settings.pop("aws", None) or AwsSettings(region=region, endpoint_url=endpoint_url)
         self.config = ConsumerConfig(application=application, aws=aws, **settings)
         self.processor_factory = processor_factory(processor)
-        self.worker = Worker(self.config, self.processor_factory)
+        self.metrics = Metrics()
+        self.worker = Worker(self.config, self.processor_factory, self.metrics)
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT; a second signal exits at once."""

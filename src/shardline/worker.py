@@ -17,6 +17,7 @@ from shardline.errors import ShardlineError
 from shardline.leases.coordinator import CoordinatorSettings, LeaseCoordinator
 from shardline.leases.model import SHARD_END, TRIM_HORIZON, Lease
 from shardline.leases.table import LeaseTable
+from shardline.metrics import Metrics
 from shardline.processor import ProcessorFactory
 from shardline.streams.aws import AwsJsonClient
 from shardline.streams.client import StreamsClient, resolve_stream_arn, validate_stream_arn
@@ -34,9 +35,15 @@ class _Running:
 class Worker:
     """One process's share of the work: leases, shard sync, and shard consumers."""
 
-    def __init__(self, config: ConsumerConfig, processor_factory: ProcessorFactory) -> None:
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        processor_factory: ProcessorFactory,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.config = config
         self.processor_factory = processor_factory
+        self.metrics = metrics or Metrics()
         self.stream_arn: str | None = None
         self._running: dict[str, _Running] = {}
         self._executor = ThreadPoolExecutor(
@@ -69,6 +76,8 @@ class Worker:
         cfg = self.config
         self._dynamodb = AwsJsonClient.create("dynamodb", cfg.aws)
         streams_aws = AwsJsonClient.create("dynamodbstreams", cfg.aws)
+        for client in (self._dynamodb, streams_aws):
+            client.on_throttle = self._count_throttle
         self._streams = StreamsClient(streams_aws)
         self.stream_arn = await self._resolve_stream()
         self._table = LeaseTable(self._dynamodb, cfg.lease_table_name)
@@ -86,6 +95,7 @@ class Worker:
             ),
             on_acquired=self._on_acquired,
             on_lost=self._on_lost,
+            metrics=self.metrics,
         )
         await self._coordinator.start()
         log.info(
@@ -148,6 +158,8 @@ class Worker:
             )
             if await self._table.create_if_not_exists(lease):
                 log.info("created lease %s at %s", new.shard_id, new.checkpoint)
+        if not self.config.cleanup_leases:
+            return
         for key in leases_to_delete(leases, build_lineage(description.shards)):
             log.info("deleting finished lease %s (its children have started)", key)
             await self._table.delete(key)
@@ -191,7 +203,9 @@ class Worker:
                 parent_poll_interval=self.config.parent_poll_interval,
                 retry_base_delay=self.config.retry_base_delay,
                 retry_max_delay=self.config.retry_max_delay,
+                call_on_empty=self.config.call_process_records_even_for_empty_list,
             ),
+            metrics=self.metrics,
         )
         previous = self._running.get(lease.key)
         task = asyncio.create_task(
@@ -256,6 +270,7 @@ class Worker:
         running = self._running.get(shard_id)
         if running is not None and running.consumer.token == token:
             del self._running[shard_id]
+            self.metrics.forget_shard(shard_id)
         if reason == "failed":
             failures = self._failures.get(shard_id, 0) + 1
             self._failures[shard_id] = failures
@@ -267,6 +282,9 @@ class Worker:
         if reason == "shard-ended":
             self._coordinator.request_take()
             self._sync_now.set()  # clean up grandparents whose children have now started
+
+    def _count_throttle(self, operation: str) -> None:
+        self.metrics.aws_throttles.labels(operation).inc()
 
     # --- views -----------------------------------------------------------------------
 

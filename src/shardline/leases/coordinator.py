@@ -26,6 +26,7 @@ from shardline.leases.balance import LeaseState, plan_takes
 from shardline.leases.expiry import ExpiryTracker
 from shardline.leases.model import Lease
 from shardline.leases.table import LeaseTable
+from shardline.metrics import Metrics
 
 log = logging.getLogger("shardline.leases")
 
@@ -65,6 +66,7 @@ class LeaseCoordinator:
         on_lost: LostCallback,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.table = table
         self.settings = settings
@@ -79,6 +81,7 @@ class LeaseCoordinator:
         self._take_now = asyncio.Event()
         self._taking = True
         self.last_scan: dict[str, Lease] = {}
+        self.metrics = metrics or Metrics()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -138,12 +141,16 @@ class LeaseCoordinator:
             try:
                 lease = await self.table.checkpoint(held.lease, value, sub, child_shard_ids)
             except ConditionalCheckFailedError as exc:
+                self.metrics.checkpoint_failures.labels("ShutdownException").inc()
                 await self._lose(key, "its counter moved while checkpointing")
                 raise ShutdownError(f"lease {key} was taken by another worker") from exc
             except ThrottledError as exc:
+                self.metrics.checkpoint_failures.labels("ThrottlingException").inc()
                 raise CheckpointThrottledError(str(exc)) from exc
             except ShardlineError as exc:
+                self.metrics.checkpoint_failures.labels("DependencyException").inc()
                 raise CheckpointDependencyError(str(exc)) from exc
+            self.metrics.checkpoints.inc()
             held.lease = lease
             held.last_renewed = self._clock()
             return lease
@@ -157,9 +164,11 @@ class LeaseCoordinator:
         if held is None or (token is not None and held.token != token):
             return
         del self._held[key]
+        self.metrics.leases_held.set(len(self._held))
         async with held.lock:
             try:
                 if await self.table.evict(held.lease):
+                    self.metrics.lease_releases.inc()
                     log.info("released lease %s", key)
             except ShardlineError as exc:
                 log.warning("could not release lease %s (it will expire): %s", key, exc)
@@ -180,6 +189,7 @@ class LeaseCoordinator:
             try:
                 renewed = await self.table.renew(held.lease)
             except ShardlineError as exc:
+                self.metrics.lease_renewal_failures.inc()
                 log.warning("renewing lease %s failed, will retry: %s", key, exc)
                 return
             if renewed is None:
@@ -190,6 +200,8 @@ class LeaseCoordinator:
 
     async def _lose(self, key: str, why: str) -> None:
         if self._held.pop(key, None) is not None:
+            self.metrics.lease_losses.inc()
+            self.metrics.leases_held.set(len(self._held))
             log.warning("lost lease %s: %s", key, why)
             await self._on_lost(key)
 
@@ -202,7 +214,7 @@ class LeaseCoordinator:
             if lease.owner == self.worker_id and not lease.is_finished:
                 renewed = await self.table.renew(lease)
                 if renewed is not None:
-                    await self._hold(renewed, "reclaimed")
+                    await self._hold(renewed, "reclaimed", "reclaimed")
 
     async def _take_loop(self) -> None:
         while True:
@@ -232,9 +244,9 @@ class LeaseCoordinator:
             rng=self._rng,
         )
         for key in plan.take:
-            await self._try_take(by_key[key], "took expired")
+            await self._try_take(by_key[key], "took expired", "expired")
         for key in plan.steal:
-            await self._try_take(by_key[key], f"stole from {by_key[key].owner}")
+            await self._try_take(by_key[key], f"stole from {by_key[key].owner}", "stolen")
 
     def _observe(self, leases: list[Lease]) -> None:
         self._expiry.observe(leases, self._clock())
@@ -246,17 +258,19 @@ class LeaseCoordinator:
         owner = self.worker_id if mine else lease.owner
         return LeaseState(key=lease.key, owner=owner, expired=expired, finished=lease.is_finished)
 
-    async def _try_take(self, lease: Lease, how: str) -> None:
+    async def _try_take(self, lease: Lease, how: str, kind: str) -> None:
         if not self._taking or lease.key in self._held:
             return
         taken = await self.table.take(lease, self.worker_id)
         if taken is not None:
-            await self._hold(taken, how)
+            await self._hold(taken, how, kind)
 
-    async def _hold(self, lease: Lease, how: str) -> None:
+    async def _hold(self, lease: Lease, how: str, kind: str) -> None:
         log.info("%s lease %s (counter %d)", how, lease.key, lease.counter)
         token = uuid.uuid4().hex
         self._held[lease.key] = HeldLease(lease=lease, token=token, last_renewed=self._clock())
+        self.metrics.lease_takes.labels(kind).inc()
+        self.metrics.leases_held.set(len(self._held))
         await self._on_acquired(lease, token)
 
     async def _every(self, interval: float, action: Callable[[], Awaitable[None]]) -> None:

@@ -418,6 +418,8 @@ class AwsJsonClient:
         self._backoff = Backoff(settings.base_backoff, settings.max_backoff, rng)
         self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
+        #: Called with the operation name each time a call is throttled (for metrics).
+        self.on_throttle: Callable[[str], None] | None = None
 
     @classmethod
     def create(
@@ -467,6 +469,8 @@ class AwsJsonClient:
             try:
                 return await self._send(operation, target, body)
             except ShardlineError as error:
+                if isinstance(error, ThrottledError) and self.on_throttle is not None:
+                    self.on_throttle(operation)
                 if not error.retriable or attempt >= self._settings.max_attempts:
                     raise
                 delay = self._backoff.delay(attempt)
