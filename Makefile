@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test check unit integration bench clean
+.PHONY: install demo test check unit integration bench chaos compat-deps clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ integration: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+DURATION ?= 120
+chaos: install
+	$(BIN)/python -m tests.chaos.run --duration $(DURATION)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info
