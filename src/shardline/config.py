@@ -52,6 +52,7 @@ class ConsumerConfig:
     retry_max_delay: float = 30.0
     processor_threads: int = 32
     call_process_records_even_for_empty_list: bool = False
+    processor_timeout: float | None = 300.0
     cleanup_leases: bool = True
     aws: AwsSettings = field(default_factory=AwsSettings)
 
@@ -83,6 +84,8 @@ class ConsumerConfig:
             raise ConfigError("max leases to steal must be 0 or more")
         if not self.worker_id or len(self.worker_id) > 256:
             raise ConfigError("worker id must be 1..256 characters")
+        if self.processor_timeout is not None and self.processor_timeout <= 0:
+            raise ConfigError("processor timeout must be positive (or None for no warning)")
         if self.processor_threads < 1:
             raise ConfigError("processor threads must be at least 1")
 

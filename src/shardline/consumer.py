@@ -64,6 +64,7 @@ class ConsumerSettings:
     retry_base_delay: float
     retry_max_delay: float
     call_on_empty: bool = False
+    processor_timeout: float | None = 300.0
 
 
 class LeaseLost(Exception):
@@ -381,11 +382,35 @@ class ShardConsumer:
         self._check_signals()
 
     async def _call(self, method: Callable[[Any], Any], argument: object) -> None:
+        """Run one processor hook in this shard's lane, warning while it overruns."""
         if inspect.iscoroutinefunction(method):
-            await method(argument)
-            return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, method, argument)
+            call: asyncio.Future[Any] = asyncio.ensure_future(method(argument))
+        else:
+            loop = asyncio.get_running_loop()
+            call = loop.run_in_executor(self._executor, method, argument)
+        await self._watch(call, method.__name__)
+
+    async def _watch(self, call: asyncio.Future[Any], hook: str) -> None:
+        timeout = self._settings.processor_timeout
+        started = time.monotonic()
+        while True:
+            try:
+                done, _ = await asyncio.wait({call}, timeout=timeout)
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+            if done:
+                call.result()
+                return
+            log.error(
+                "shard %s: processor %s has been running for %.0fs (timeout %.0fs) and looks "
+                "stuck; this shard waits for it (nothing is skipped), other shards go on",
+                self.shard_id,
+                hook,
+                time.monotonic() - started,
+                timeout,
+            )
+            self._metrics.processor_timeouts.inc()
 
     async def _call_quietly(self, method: Callable[[Any], Any], argument: object) -> None:
         try:

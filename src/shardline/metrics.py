@@ -29,6 +29,11 @@ class Metrics:
         self.invocations = Counter(
             "shardline_invocations", "Processor calls with a batch", registry=r
         )
+        self.processor_timeouts = Counter(
+            "shardline_processor_timeouts",
+            "Times a processor call overran its timeout (it is waited for, not abandoned)",
+            registry=r,
+        )
         self.invocation_failures = Counter(
             "shardline_invocation_failures", "Processor calls that raised", registry=r
         )

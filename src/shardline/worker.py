@@ -204,6 +204,7 @@ class Worker:
                 retry_base_delay=self.config.retry_base_delay,
                 retry_max_delay=self.config.retry_max_delay,
                 call_on_empty=self.config.call_process_records_even_for_empty_list,
+                processor_timeout=self.config.processor_timeout,
             ),
             metrics=self.metrics,
         )
@@ -282,6 +283,17 @@ class Worker:
         if reason == "shard-ended":
             self._coordinator.request_take()
             self._sync_now.set()  # clean up grandparents whose children have now started
+
+    def health(self) -> dict[str, object]:
+        """For health endpoints: ready when leases are held or none are available;
+        healthy while leases are being renewed and the table scanned."""
+        coordinator = self._coordinator
+        if coordinator is None or not self.started.is_set():
+            return {"ready": False, "healthy": True, "leases": 0, "detail": "starting"}
+        healthy, detail = coordinator.health()
+        held = len(coordinator.held_keys())
+        ready = held > 0 or coordinator.available_leases() == 0
+        return {"ready": ready, "healthy": healthy, "leases": held, "detail": detail}
 
     def _count_throttle(self, operation: str) -> None:
         self.metrics.aws_throttles.labels(operation).inc()

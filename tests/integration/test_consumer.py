@@ -83,12 +83,11 @@ async def test_trim_horizon_starts_at_the_oldest_record(local_stack: Any) -> Non
     writer.write_round()
     events: list[tuple[str, int]] = []
     stop = asyncio.Event()
-    task = asyncio.create_task(
-        consumer_for(
-            local_stack, table, recorder(events), starting_position="TRIM_HORIZON"
-        ).run_async(stop)
-    )
+    consumer = consumer_for(local_stack, table, recorder(events), starting_position="TRIM_HORIZON")
+    task = asyncio.create_task(consumer.run_async(stop))
     await wait_for(lambda: set(events) >= writer.expected(), 20, "the records written before")
+    health = consumer.worker.health()
+    assert health["ready"] and health["healthy"], health
     stop.set()
     await asyncio.wait_for(task, 30)
 

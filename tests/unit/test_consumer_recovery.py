@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -154,3 +155,29 @@ async def test_a_shard_gone_from_the_stream_is_ended_loudly(
     assert seen == []
     assert host.checkpoints == [SHARD_END]
     assert any("gone from the stream" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_hanging_processor_is_reported_and_waited_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    streams = ScriptedStreams(2)
+    seen: list[int] = []
+
+    def slow(records: list[StreamRecord]) -> None:
+        time.sleep(0.3)
+        seen.extend(int(r.sequence_number) for r in records)
+
+    host = Host()
+    with ThreadPoolExecutor(2) as executor, caplog.at_level(logging.ERROR):
+        consumer = ShardConsumer(
+            Lease(key="shardId-00000001700000000000-00000001"),
+            "token",
+            host=host,
+            streams=streams,  # type: ignore[arg-type]
+            processor=FunctionProcessor(slow),
+            executor=executor,
+            settings=ConsumerSettings("arn", 1000, 0.0, 0.01, 0.01, 0.05, processor_timeout=0.1),
+        )
+        await asyncio.wait_for(consumer.run(), 10)
+    assert seen == [1, 2], "nothing skipped"
+    assert any("looks stuck" in r.getMessage() for r in caplog.records)

@@ -82,6 +82,7 @@ class LeaseCoordinator:
         self._taking = True
         self.last_scan: dict[str, Lease] = {}
         self.metrics = metrics or Metrics()
+        self.last_scan_at: float | None = None
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -115,6 +116,28 @@ class LeaseCoordinator:
 
     def held_keys(self) -> list[str]:
         return list(self._held)
+
+    def health(self) -> tuple[bool, str]:
+        """Healthy while every held lease was renewed within the failover time and the
+        table was scanned recently; the reason when not."""
+        now = self._clock()
+        stale = [key for key, held in self._held.items() if self._locally_expired(held)]
+        if stale:
+            return False, f"{len(stale)} held lease(s) not renewed within the failover time"
+        limit = max(3 * self.settings.take_interval, self.settings.failover_time)
+        if self.last_scan_at is None or now - self.last_scan_at > limit:
+            return False, "the lease table has not been scanned recently"
+        return True, "ok"
+
+    def available_leases(self) -> int:
+        """Unfinished leases nobody else holds (from the last scan), not held by us."""
+        return sum(
+            1
+            for lease in self.last_scan.values()
+            if not lease.is_finished
+            and lease.key not in self._held
+            and self._expiry.is_expired(lease.key, self._clock())
+        )
 
     def is_held(self, key: str, token: str) -> bool:
         held = self._held.get(key)
@@ -235,6 +258,7 @@ class LeaseCoordinator:
         """Scan the table, then take expired leases and steal toward a fair share."""
         leases = await self.table.list_leases()
         self._observe(leases)
+        self.last_scan_at = self._clock()
         by_key = {lease.key: lease for lease in leases}
         plan = plan_takes(
             [self._state_of(lease) for lease in leases],
