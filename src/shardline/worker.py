@@ -13,14 +13,16 @@ from dataclasses import dataclass
 
 from shardline.config import ConsumerConfig
 from shardline.consumer import ConsumerSettings, ShardConsumer
-from shardline.errors import ShardlineError
+from shardline.errors import LeaseTableError, ShardlineError
 from shardline.leases.coordinator import CoordinatorSettings, LeaseCoordinator
 from shardline.leases.model import SHARD_END, TRIM_HORIZON, Lease
+from shardline.leases.ownership import tracks_another_stream
 from shardline.leases.table import LeaseTable
 from shardline.metrics import Metrics
 from shardline.processor import ProcessorFactory
 from shardline.streams.aws import AwsJsonClient
 from shardline.streams.client import StreamsClient, resolve_stream_arn, validate_stream_arn
+from shardline.streams.model import Shard
 from shardline.streams.shards import build_lineage, leases_to_create, leases_to_delete, may_start
 
 log = logging.getLogger("shardline.worker")
@@ -55,6 +57,7 @@ class Worker:
         self._coordinator: LeaseCoordinator | None = None
         self._sync_now = asyncio.Event()
         self._failures: dict[str, int] = {}
+        self._ownership_checked = False
         self.started = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------
@@ -152,6 +155,8 @@ class Worker:
         assert self._streams is not None and self._table is not None and self.stream_arn
         description = await self._streams.describe_stream(self.stream_arn)
         leases = {lease.key: lease for lease in await self._table.list_leases()}
+        if not self._ownership_checked:
+            self._check_ownership(list(leases.values()), description.shards)
         for new in leases_to_create(description.shards, leases, self.config.starting_position):
             lease = Lease(
                 key=new.shard_id, checkpoint=new.checkpoint, parent_shard_ids=new.parent_shard_ids
@@ -163,6 +168,15 @@ class Worker:
         for key in leases_to_delete(leases, build_lineage(description.shards)):
             log.info("deleting finished lease %s (its children have started)", key)
             await self._table.delete(key)
+
+    def _check_ownership(self, leases: list[Lease], shards: tuple[Shard, ...]) -> None:
+        if tracks_another_stream(leases, shards):
+            raise LeaseTableError(
+                f"lease table {self.config.lease_table_name} holds leases of another stream "
+                f"(none of its {len(leases)} leases is a shard of {self.stream_arn}); "
+                "use a different --application or --lease-table for this stream"
+            )
+        self._ownership_checked = True
 
     async def _sync_loop(self) -> None:
         while True:

@@ -104,3 +104,37 @@ def test_status_shows_leases_as_json(local_stack: Any, capsys: pytest.CaptureFix
     payload = orjson.loads(out)
     assert payload["stream_arn"].startswith("arn:aws:dynamodb:")
     assert payload["shards"] == []
+
+
+def test_lease_table_of_another_stream_is_refused(
+    local_stack: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    endpoint = local_stack.endpoint_url
+    other, mine, app = unique("older"), unique("newer"), unique("app")
+    create_stream_table(endpoint, other)
+    arn = create_stream_table(endpoint, mine)
+    streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name="us-east-1")
+    shard_id = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    client = dynamodb(endpoint)
+    client.create_table(
+        TableName=app,
+        KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.put_item(
+        TableName=app,
+        Item={
+            "leaseKey": {"S": shard_id},
+            "leaseCounter": {"N": "3"},
+            "checkpoint": {"S": "TRIM_HORIZON"},
+        },
+    )
+    code, err = run_cli(
+        capsys, "run", "tests.integration.recorder_app:handle", "--table", other,
+        "--application", app, "--endpoint-url", endpoint,
+    )  # fmt: skip
+    assert code == 2
+    assert "holds leases of another stream" in error_lines(err)[0]
