@@ -22,8 +22,10 @@ from shardline.metrics import Metrics
 from shardline.processor import ProcessorFactory
 from shardline.streams.aws import AwsJsonClient
 from shardline.streams.client import StreamsClient, resolve_stream_arn, validate_stream_arn
+from shardline.streams.followed import FollowedStreams
 from shardline.streams.model import Shard
-from shardline.streams.shards import build_lineage, leases_to_create, leases_to_delete, may_start
+from shardline.streams.shards import build_lineage, leases_to_delete, may_start
+from shardline.streams.tracking import plan_leases
 
 log = logging.getLogger("shardline.worker")
 
@@ -55,6 +57,7 @@ class Worker:
         self._streams: StreamsClient | None = None
         self._table: LeaseTable | None = None
         self._coordinator: LeaseCoordinator | None = None
+        self._followed: FollowedStreams | None = None
         self._sync_now = asyncio.Event()
         self._failures: dict[str, int] = {}
         self._ownership_checked = False
@@ -83,6 +86,9 @@ class Worker:
             client.on_throttle = self._count_throttle
         self._streams = StreamsClient(streams_aws)
         self.stream_arn = await self._resolve_stream()
+        self._followed = FollowedStreams(
+            self._streams, self._dynamodb, table=cfg.table, arn=self.stream_arn
+        )
         self._table = LeaseTable(self._dynamodb, cfg.lease_table_name)
         await self._table.ensure_exists()
         await self.sync_shards()
@@ -152,20 +158,26 @@ class Worker:
 
     async def sync_shards(self) -> None:
         """Create leases for new shards and delete finished ones whose children started."""
-        assert self._streams is not None and self._table is not None and self.stream_arn
-        description = await self._streams.describe_stream(self.stream_arn)
+        assert self._followed is not None and self._table is not None
         leases = {lease.key: lease for lease in await self._table.list_leases()}
         if not self._ownership_checked:
-            self._check_ownership(list(leases.values()), description.shards)
-        for new in leases_to_create(description.shards, leases, self.config.starting_position):
+            await self._followed.adopt_older_streams(leases)
+        described = await self._followed.refresh()
+        self.stream_arn = self._followed.latest
+        shards = tuple(shard for stream in described for shard in stream.shards)
+        if not self._ownership_checked:
+            self._check_ownership(list(leases.values()), shards)
+        plan = plan_leases(described, leases, self.config.starting_position)
+        for new in plan:
             lease = Lease(
                 key=new.shard_id, checkpoint=new.checkpoint, parent_shard_ids=new.parent_shard_ids
             )
             if await self._table.create_if_not_exists(lease):
                 log.info("created lease %s at %s", new.shard_id, new.checkpoint)
+        self._followed.drop_drained(described, leases, {new.shard_id for new in plan})
         if not self.config.cleanup_leases:
             return
-        for key in leases_to_delete(leases, build_lineage(description.shards)):
+        for key in leases_to_delete(leases, build_lineage(shards)):
             log.info("deleting finished lease %s (its children have started)", key)
             await self._table.delete(key)
 
@@ -195,7 +207,7 @@ class Worker:
     # --- coordinator callbacks -------------------------------------------------------
 
     async def _on_acquired(self, lease: Lease, token: str) -> None:
-        assert self._streams is not None and self.stream_arn
+        assert self._streams is not None and self._followed is not None
         try:
             processor = self.processor_factory()
         except Exception:
@@ -211,7 +223,7 @@ class Worker:
             processor=processor,
             executor=self._executor,
             settings=ConsumerSettings(
-                stream_arn=self.stream_arn,
+                stream_arn=self._followed.stream_of(lease.key),
                 max_records=self.config.max_records,
                 idle_time=self.config.idle_time,
                 parent_poll_interval=self.config.parent_poll_interval,
@@ -254,8 +266,9 @@ class Worker:
 
     async def discover_children(self, shard_id: str) -> frozenset[str]:
         """At shard end: list the children at once and create their leases."""
-        assert self._streams is not None and self._table is not None and self.stream_arn
-        children = await self._streams.child_shards(self.stream_arn, shard_id)
+        assert self._streams is not None and self._table is not None
+        assert self._followed is not None
+        children = await self._streams.child_shards(self._followed.stream_of(shard_id), shard_id)
         for child in children:
             lease = Lease(
                 key=child.shard_id, checkpoint=TRIM_HORIZON, parent_shard_ids=frozenset({shard_id})
