@@ -105,6 +105,7 @@ class WorkerProcess:
         record_file: str,
         *extra: str,
         failover_time: float = 3.0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.log_path = f"{record_file}.{worker_id}.log"
@@ -115,7 +116,12 @@ class WorkerProcess:
             "--worker-id", worker_id, "--failover-time", str(failover_time),
             "--idle-time", "0.1", *extra,
         ]  # fmt: skip
-        env = {**os.environ, "RECORDER_FILE": record_file, "RECORDER_WORKER": worker_id}
+        env = {
+            **os.environ,
+            "RECORDER_FILE": record_file,
+            "RECORDER_WORKER": worker_id,
+            **(env or {}),
+        }
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=self._log)
 

@@ -128,3 +128,21 @@ def test_sigterm_releases_leases_before_failover_time(local_stack: Any, tmp_path
     finally:
         for worker in workers:
             worker.stop()
+
+
+def test_second_signal_exits_at_once(local_stack: Any, tmp_path: Path) -> None:
+    endpoint = local_stack.endpoint_url
+    table, app = unique("twice"), unique("app")
+    create_stream_table(endpoint, table)
+    VersionedWriter(endpoint, table, keys=3).write_round()
+    record_file = str(tmp_path / "records.txt")
+    worker = WorkerProcess(endpoint, table, app, "slow", record_file, env={"RECORDER_DELAY": "60"})
+    try:
+        wait_until(lambda: bool(read_records(record_file)), 30, "the slow batch to start")
+        worker.signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert worker.process.poll() is None, "the first signal waits for the in-flight batch"
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(timeout=10) == 128 + signal.SIGTERM
+    finally:
+        worker.stop()
