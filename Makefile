@@ -22,7 +22,7 @@ check: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: check
+test: check compat-deps
 	$(BIN)/pytest -q -p no:cacheprovider
 
 unit: install
@@ -30,6 +30,9 @@ unit: install
 
 integration: install
 	$(BIN)/pytest -q tests/integration
+
+compat-deps: install
+	bash tests/compat/install.sh
 
 bench: install
 	$(BIN)/python bench/run.py

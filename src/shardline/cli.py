@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_status(commands)
     _add_local(commands)
     _add_demo(commands)
+    from shardline.multilang.cli import register as add_multilang
+
+    add_multilang(commands)
     return parser
 
 
