@@ -44,6 +44,11 @@ class Checkpointer:
         return self._last[0]
 
     @property
+    def enabled(self) -> bool:
+        """False once the lease is lost: every checkpoint then raises ShutdownError."""
+        return self._enabled
+
+    @property
     def largest_permitted(self) -> str:
         return self._largest[0]
 

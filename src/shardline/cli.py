@@ -25,7 +25,7 @@ EXIT_USAGE = 2
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level, getattr(args, "log_format", "text"))
     from shardline.errors import (
         AccessDeniedError,
         ConfigError,
@@ -97,7 +97,9 @@ def _add_stream_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_run(commands: Any) -> None:
     run = commands.add_parser("run", help="consume the stream with a processor")
-    run.add_argument("processor", help="module:function or module:ProcessorClass")
+    run.add_argument(
+        "processor", nargs="?", help="module:function or module:ProcessorClass (or --lambda)"
+    )
     _add_stream_args(run)
     run.add_argument(
         "--starting-position",
@@ -112,6 +114,9 @@ def _add_run(commands: Any) -> None:
     run.add_argument("--max-leases", type=int, help="most leases this worker holds")
     run.add_argument("--shard-sync-interval", type=float, default=60.0, help="seconds")
     run.add_argument("--shutdown-grace", type=float, default=5.0, help="seconds")
+    from shardline.delivery.settings import add_delivery_arguments
+
+    add_delivery_arguments(run)
     run.set_defaults(action=_run)
 
 
@@ -140,7 +145,13 @@ def _add_demo(commands: Any) -> None:
     demo.set_defaults(action=_demo)
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, log_format: str = "text") -> None:
+    if log_format == "json":
+        from shardline.observability import setup_logging
+
+        setup_logging(level, log_format)
+        logging.getLogger("botocore").setLevel(logging.WARNING)
+        return
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -160,11 +171,21 @@ def _aws_settings(args: argparse.Namespace) -> AwsSettings:
 
 def _run(args: argparse.Namespace) -> int:
     from shardline.config import default_worker_id
+    from shardline.delivery.settings import delivery_from_args
+    from shardline.errors import ConfigError
     from shardline.runner import Consumer
 
-    processor = load_processor(args.processor)
+    if (args.processor is None) == (args.lambda_handler is None):
+        raise ConfigError("give exactly one of a processor (module:function) or --lambda")
+    processor = load_processor(args.processor or args.lambda_handler)
     consumer = Consumer(
         processor,
+        delivery=delivery_from_args(args),
+        lambda_mode=args.lambda_handler is not None,
+        function_name=args.function_name,
+        destination_endpoint_url=args.on_failure_endpoint_url,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
         application=args.application,
         table=args.table,
         stream_arn=args.stream_arn,

@@ -101,6 +101,7 @@ class ShardConsumer:
         self._executor = executor
         self._settings = settings
         self._metrics = metrics or Metrics()
+        self._counts_own_invocations = bool(getattr(processor, "counts_invocations", False))
         self._lost = asyncio.Event()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -294,14 +295,15 @@ class ShardConsumer:
             batch = ProcessRecordsInput(
                 self.shard_id, records, self._checkpointer, _millis_behind(records)
             )
-            if records:
+            if records and not self._counts_own_invocations:
                 self._metrics.invocations.inc()
             try:
                 await self._call(self._processor.process_records, batch)
             except ShutdownError as exc:
                 raise LeaseLost from exc
             except Exception:
-                self._metrics.invocation_failures.inc()
+                if not self._counts_own_invocations:
+                    self._metrics.invocation_failures.inc()
                 attempt += 1
                 self._checkpointer.rewind_to(before)
                 delay = self._retry_delay(attempt)

@@ -17,13 +17,16 @@ import asyncio
 import logging
 import os
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shardline.config import ConsumerConfig
 from shardline.metrics import Metrics
-from shardline.processor import processor_factory
+from shardline.processor import ProcessorFactory, processor_factory
 from shardline.streams.aws import AwsSettings
 from shardline.worker import Worker
+
+if TYPE_CHECKING:
+    from shardline.delivery.config import DeliveryConfig
 
 log = logging.getLogger("shardline")
 
@@ -44,13 +47,51 @@ class Consumer:
         application: str,
         endpoint_url: str | None = None,
         region: str | None = None,
+        delivery: DeliveryConfig | None = None,
+        lambda_mode: bool = False,
+        function_name: str | None = None,
+        destination_endpoint_url: str | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
         **settings: Any,
     ) -> None:
         aws = settings.pop("aws", None) or AwsSettings(region=region, endpoint_url=endpoint_url)
+        if delivery is not None or lambda_mode:
+            # batching and tumbling windows need a call after empty pages too
+            settings.setdefault("call_process_records_even_for_empty_list", True)
         self.config = ConsumerConfig(application=application, aws=aws, **settings)
-        self.processor_factory = processor_factory(processor)
         self.metrics = Metrics()
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self.processor_factory = self._factory(
+            processor, delivery, lambda_mode, function_name, destination_endpoint_url
+        )
         self.worker = Worker(self.config, self.processor_factory, self.metrics)
+
+    def _factory(
+        self,
+        processor: object,
+        delivery: DeliveryConfig | None,
+        lambda_mode: bool,
+        function_name: str | None,
+        destination_endpoint_url: str | None,
+    ) -> ProcessorFactory:
+        if delivery is None and not lambda_mode:
+            return processor_factory(processor)
+        from shardline.delivery.wrap import wrap_processor
+
+        return wrap_processor(
+            processor,
+            delivery,
+            lambda_mode,
+            stream_arn=lambda: self.worker.stream_arn or "",
+            metrics=self.metrics,
+            aws=self.config.aws,
+            destination_endpoint_url=destination_endpoint_url,
+            function_name=function_name,
+            retry_base_delay=self.config.retry_base_delay,
+            retry_max_delay=self.config.retry_max_delay,
+        )
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT; a second signal exits at once."""
@@ -63,7 +104,17 @@ class Consumer:
         stop = stop or asyncio.Event()
         if handle_signals:
             _install_signal_handlers(stop)
-        await self.worker.run(stop)
+        if self.metrics_port is None:
+            await self.worker.run(stop)
+            return
+        from shardline.observability import ObservabilityServer
+
+        server = ObservabilityServer(
+            self.metrics, self.worker, host=self.metrics_host, port=self.metrics_port
+        )
+        async with server:
+            log.info("metrics and health on %s (/metrics, /health)", server.url)
+            await self.worker.run(stop)
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

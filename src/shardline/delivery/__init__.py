@@ -1,0 +1,54 @@
+"""Lambda's event-source-mapping controls for any handler, and Lambda handlers unchanged.
+
+```python
+from shardline.delivery import DeliveryConfig, wrap_processor
+
+config = DeliveryConfig(batch_size=500, maximum_retry_attempts=3,
+                        bisect_batch_on_function_error=True,
+                        on_failure="arn:aws:sqs:us-east-1:123456789012:orders-dlq")
+factory = wrap_processor(handle, config, stream_arn=arn)
+```
+
+See ``docs/delivery.md`` for every control and its exact behaviour.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "DeliveryConfig": "shardline.delivery.config",
+    "DeliveryProcessor": "shardline.delivery.processor",
+    "DeliverySettings": "shardline.delivery.processor",
+    "TumblingWindow": "shardline.delivery.invoke",
+    "add_delivery_arguments": "shardline.delivery.settings",
+    "delivery_from_args": "shardline.delivery.settings",
+    "delivery_from_toml": "shardline.delivery.settings",
+    "fail_fast": "shardline.delivery.wrap",
+    "parse_destination": "shardline.delivery.destinations",
+    "wrap_processor": "shardline.delivery.wrap",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from shardline.delivery.config import DeliveryConfig
+    from shardline.delivery.destinations import parse_destination
+    from shardline.delivery.invoke import TumblingWindow
+    from shardline.delivery.processor import DeliveryProcessor, DeliverySettings
+    from shardline.delivery.settings import (
+        add_delivery_arguments,
+        delivery_from_args,
+        delivery_from_toml,
+    )
+    from shardline.delivery.wrap import fail_fast, wrap_processor
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shardline.delivery' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

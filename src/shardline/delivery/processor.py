@@ -1,0 +1,516 @@
+"""``DeliveryProcessor``: Lambda's delivery controls around a batch handler.
+
+It receives GetRecords pages from the shard consumer and, per shard:
+
+1. drops records that match no filter (counted, and checkpointed past);
+2. buffers the rest in ``parallelization_factor`` lanes by item key;
+3. cuts batches of ``batch_size`` when full, when the batching window has passed, or at
+   once with a window of 0; one batch per lane in flight, lanes concurrent;
+4. invokes the handler; on failure retries with exponential backoff, bisects, honours
+   partial batch responses, and gives batches up to the failure destination after
+   ``maximum_retry_attempts`` or ``maximum_record_age_in_seconds``;
+5. checkpoints the frontier: the last record before which everything is done.
+
+With tumbling windows it checkpoints only when a window closes, so a restart replays the
+whole open window with fresh state (state lives in memory, as in Lambda).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shardline.checkpoint import Checkpointer
+from shardline.delivery.batching import batch_ready, cut_batch, lane_of
+from shardline.delivery.config import DeliveryConfig
+from shardline.delivery.destinations import Destination, document_name
+from shardline.delivery.document import FailedBatch, encode, failure_documents
+from shardline.delivery.frontier import Frontier
+from shardline.delivery.invoke import Invoker, StreamArn, TumblingWindow, resolve_arn
+from shardline.delivery.plan import (
+    MAXIMUM_RECORD_AGE_EXCEEDED,
+    RETRY_ATTEMPTS_EXHAUSTED,
+    Attempt,
+    backoff_delay,
+    expired_prefix,
+    first_failure,
+    plan_failure,
+)
+from shardline.delivery.windows import Window, WindowState, window_of
+from shardline.errors import CheckpointError, ShutdownError
+from shardline.lambda_compat import lambda_record
+from shardline.metrics import Metrics
+from shardline.processor import (
+    AsyncRecordProcessor,
+    InitializationInput,
+    LeaseLostInput,
+    ProcessRecordsInput,
+    ShardEndedInput,
+    ShutdownRequestedInput,
+)
+from shardline.records import StreamRecord
+
+log = logging.getLogger("shardline.delivery")
+
+_LEASE_POLL = 0.5
+
+
+class _Stopped(Exception):
+    """Internal: the processor is stopping; leave the lane, keep records undone."""
+
+
+@dataclass
+class _Lane:
+    buffer: list[StreamRecord] = field(default_factory=list)
+    since: float | None = None
+    task: asyncio.Task[None] | None = None
+
+    def busy(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+@dataclass(frozen=True)
+class _Result:
+    failed_from: int | None = None  # None: success
+    error_type: str = ""
+    error_message: str = ""
+    response: Any = None
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """What a :class:`DeliveryProcessor` needs besides its config and handler."""
+
+    stream_arn: StreamArn
+    destination: Destination | None = None
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 30.0
+    metrics: Metrics | None = None
+    wall_clock: Callable[[], float] = time.time
+
+
+class DeliveryProcessor(AsyncRecordProcessor):
+    """One shard's batching, retries, filters, destinations and checkpoints."""
+
+    #: The consumer leaves invocation counting to this processor (it calls the handler).
+    counts_invocations = True
+
+    def __init__(self, invoker: Invoker, config: DeliveryConfig, settings: DeliverySettings):
+        self.config = config
+        self._invoke_handler = invoker
+        self._settings = settings
+        self._metrics = settings.metrics or Metrics()
+        self._now = settings.wall_clock
+        self._shard_id = ""
+        self._lanes = [_Lane() for _ in range(config.parallelization_factor)]
+        self._frontier = Frontier()
+        self._checkpointer: Checkpointer | None = None
+        self._checkpoint_lock = asyncio.Lock()
+        self._written: str | None = None
+        self._stopping = asyncio.Event()
+        self._lost = False
+        self._flushing = False
+        self._window: WindowState | None = None
+        self._high_water = config.batch_size * config.parallelization_factor + 1000
+
+    # --- lifecycle hooks ---------------------------------------------------------------
+
+    async def initialize(self, initialization: InitializationInput) -> None:
+        self._shard_id = initialization.shard_id
+
+    async def process_records(self, batch: ProcessRecordsInput) -> None:
+        """Take a page: filter, buffer, start ready lanes, wait while over the high water."""
+        self._checkpointer = batch.checkpointer
+        self._raise_if_lost()
+        self._accept(batch.records)
+        self._start_ready_lanes()
+        await self._wait_below_high_water()
+        if not self.config.tumbling:
+            await self._checkpoint()
+        self._raise_if_lost()
+
+    async def shard_ended(self, ended: ShardEndedInput) -> None:
+        """Deliver every buffered record, close the window early, then SHARD_END."""
+        self._checkpointer = ended.checkpointer
+        self._flushing = True
+        await self._drain()
+        if self._window is not None:
+            await self._close_window(early=True)
+        await self._checkpoint()
+        self._raise_if_lost()
+        if self._buffered() or not self._frontier.all_done():
+            return  # stopping with records undone: never SHARD_END past them
+        await ended.checkpointer.checkpoint_async()
+
+    async def shutdown_requested(self, request: ShutdownRequestedInput) -> None:
+        """Stop starting batches, let in-flight calls end, checkpoint what is done."""
+        self._checkpointer = request.checkpointer
+        self._stopping.set()
+        await self._join_lanes()
+        if not self.config.tumbling:
+            await self._checkpoint()
+
+    async def lease_lost(self, lost: LeaseLostInput) -> None:
+        """Stop at once: the records are another worker's now."""
+        self._lost = True
+        self._stopping.set()
+        for lane in self._lanes:
+            if lane.task is not None:
+                lane.task.cancel()
+
+    # --- intake ------------------------------------------------------------------------
+
+    def _accept(self, records: list[StreamRecord]) -> None:
+        last = self._frontier.last_registered
+        fresh = [r for r in records if last is None or int(r.sequence_number) > int(last)]
+        if not fresh:
+            return
+        self._frontier.register(r.sequence_number for r in fresh)
+        arn = resolve_arn(self._settings.stream_arn)
+        filters = self.config.filters
+        passed = [r for r in fresh if not filters or filters.matches(lambda_record(r.raw, arn))]
+        if len(passed) < len(fresh):
+            kept = {r.sequence_number for r in passed}
+            self._metrics.records_filtered_out.inc(len(fresh) - len(passed))
+            self._frontier.mark_done(
+                r.sequence_number for r in fresh if r.sequence_number not in kept
+            )
+        now = time.monotonic()
+        for record in passed:
+            lane = self._lanes[lane_of(record.raw["dynamodb"].get("Keys", {}), len(self._lanes))]
+            if not lane.buffer:
+                lane.since = now
+            lane.buffer.append(record)
+
+    def _buffered(self) -> int:
+        return sum(len(lane.buffer) for lane in self._lanes)
+
+    def _lane_ready(self, lane: _Lane) -> bool:
+        if self.config.tumbling and self._window_due(lane):
+            return True
+        waited = time.monotonic() - lane.since if lane.since is not None else 0.0
+        return batch_ready(
+            len(lane.buffer),
+            batch_size=self.config.batch_size,
+            window=self.config.maximum_batching_window_in_seconds,
+            waited=waited,
+            flush=self._flushing,
+        )
+
+    def _start_ready_lanes(self) -> None:
+        if self._stopping.is_set():
+            return
+        for lane in self._lanes:
+            if not lane.busy() and self._lane_ready(lane):
+                lane.task = asyncio.create_task(self._run_lane(lane), name=f"lane {self._shard_id}")
+
+    async def _wait_below_high_water(self) -> None:
+        while self._buffered() > self._high_water and not self._stopping.is_set():
+            tasks = [lane.task for lane in self._lanes if lane.task is not None and lane.busy()]
+            if not tasks:
+                return
+            await asyncio.wait(tasks, timeout=_LEASE_POLL, return_when=asyncio.FIRST_COMPLETED)
+            self._raise_if_lost()
+            self._start_ready_lanes()
+
+    async def _drain(self) -> None:
+        while self._buffered() or any(lane.busy() for lane in self._lanes):
+            self._raise_if_lost()
+            self._start_ready_lanes()
+            tasks = [lane.task for lane in self._lanes if lane.task is not None and lane.busy()]
+            if tasks:
+                await asyncio.wait(tasks, timeout=_LEASE_POLL)
+            elif self._stopping.is_set():
+                return
+
+    async def _join_lanes(self) -> None:
+        tasks = [lane.task for lane in self._lanes if lane.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- one lane ----------------------------------------------------------------------
+
+    async def _run_lane(self, lane: _Lane) -> None:
+        try:
+            while not self._stopping.is_set() and self._lane_ready(lane):
+                if self.config.tumbling and await self._maybe_close_window(lane):
+                    continue
+                batch = self._cut(lane)
+                await self._deliver_guarded(batch)
+                if not self.config.tumbling:
+                    await self._checkpoint()
+        except _Stopped:
+            pass
+        except ShutdownError:
+            self._lost = True
+            self._stopping.set()
+
+    def _cut(self, lane: _Lane) -> list[StreamRecord]:
+        records = lane.buffer
+        if self._window is not None:
+            end = self._window.window.end
+            records = [r for r in records if _created(r) < end] or records
+        batch, _ = cut_batch(records, self.config.batch_size)
+        lane.buffer = lane.buffer[len(batch) :]
+        if not lane.buffer:
+            lane.since = None
+        return batch
+
+    async def _deliver_guarded(self, batch: list[StreamRecord]) -> None:
+        """Deliver; an unexpected error of ours is retried like a failing handler."""
+        failures = 0
+        while True:
+            try:
+                await self._deliver(batch)
+                return
+            except (_Stopped, ShutdownError, asyncio.CancelledError):
+                raise
+            except Exception:
+                failures += 1
+                log.exception("shard %s: delivery failed unexpectedly; retrying", self._shard_id)
+                await self._sleep(self._backoff(failures))
+
+    async def _deliver(self, batch: list[StreamRecord]) -> None:
+        queue = [Attempt(batch, 0)]
+        while queue:
+            self._check_running()
+            attempt = await self._drop_expired(queue.pop(0))
+            if not attempt.records:
+                continue
+            result = await self._invoke(attempt.records)
+            attempt = Attempt(attempt.records, attempt.failures, attempt.invocations + 1)
+            if result.failed_from is None:
+                self._done(attempt.records)
+                self._keep_state(result.response)
+                continue
+            plan = plan_failure(
+                attempt,
+                result.failed_from,
+                bisect=self.config.bisect_batch_on_function_error,
+                maximum_retry_attempts=self.config.maximum_retry_attempts,
+            )
+            self._done(plan.done)
+            if plan.give_up:
+                await self._give_up(
+                    plan.give_up, RETRY_ATTEMPTS_EXHAUSTED, plan.invocations, result
+                )
+            if not self.config.tumbling:
+                await self._checkpoint()  # what succeeded before a retry is kept
+            if plan.backoff:
+                await self._sleep(self._backoff(plan.failures))
+            queue[0:0] = plan.next
+
+    async def _drop_expired(self, attempt: Attempt[StreamRecord]) -> Attempt[StreamRecord]:
+        count = expired_prefix(
+            [_created(r) for r in attempt.records],
+            self._now(),
+            self.config.maximum_record_age_in_seconds,
+        )
+        if count == 0:
+            return attempt
+        expired = _Result(0, "MaximumRecordAgeExceeded", "records older than the maximum age")
+        await self._give_up(
+            attempt.records[:count], MAXIMUM_RECORD_AGE_EXCEEDED, attempt.invocations, expired
+        )
+        return Attempt(attempt.records[count:], attempt.failures, attempt.invocations)
+
+    async def _invoke(
+        self, records: list[StreamRecord], window: TumblingWindow | None = None
+    ) -> _Result:
+        self._metrics.invocations.inc()
+        window = window or self._window_for_call()
+        try:
+            response = await self._invoke_handler(records, window)
+        except ShutdownError:
+            raise
+        except Exception as exc:
+            self._metrics.invocation_failures.inc()
+            log.warning(
+                "shard %s: handler failed on %d records %s..%s: %r",
+                self._shard_id,
+                len(records),
+                records[0].sequence_number if records else "-",
+                records[-1].sequence_number if records else "-",
+                exc,
+            )
+            return _Result(0, type(exc).__name__, str(exc))
+        return self._judge(records, response)
+
+    def _judge(self, records: list[StreamRecord], response: Any) -> _Result:
+        if not self.config.report_batch_item_failures or not records:
+            return _Result(response=response)
+        failed_from = first_failure(response, [r.sequence_number for r in records])
+        if failed_from is None:
+            return _Result(response=response)
+        self._metrics.invocation_failures.inc()
+        seq = records[failed_from].sequence_number
+        return _Result(failed_from, "BatchItemFailure", f"the handler reported {seq} as failed")
+
+    # --- giving up -----------------------------------------------------------------------
+
+    async def _give_up(
+        self, records: list[StreamRecord], condition: str, attempts: int, result: _Result
+    ) -> None:
+        destination = self._settings.destination
+        assert destination is not None, "DeliveryConfig requires on_failure with limits"
+        failed = FailedBatch(
+            shard_id=self._shard_id,
+            stream_arn=resolve_arn(self._settings.stream_arn),
+            records=records,
+            condition=condition,
+            attempts=attempts,
+            error_type=result.error_type,
+            error_message=result.error_message,
+        )
+        for document in failure_documents(failed, max_bytes=destination.max_bytes):
+            await self._send(destination, document)
+        self._metrics.records_dropped.inc(len(records))
+        self._metrics.destination_deliveries.inc()
+        log.error(
+            "shard %s: gave up on %d records %s..%s (%s after %d attempts); sent to %s",
+            self._shard_id,
+            len(records),
+            records[0].sequence_number,
+            records[-1].sequence_number,
+            condition,
+            attempts,
+            self.config.on_failure,
+        )
+        self._done(records)
+
+    async def _send(self, destination: Destination, document: dict[str, Any]) -> None:
+        info = document["DDBStreamBatchInfo"]
+        name = document_name(self._shard_id, info["startSequenceNumber"], info["endSequenceNumber"])
+        failures = 0
+        while True:
+            try:
+                await destination.send(name, encode(document))
+                return
+            except Exception as exc:
+                failures += 1
+                delay = self._backoff(failures)
+                log.error(
+                    "shard %s: could not send a failed batch to %s (%r); retrying in %.1fs",
+                    self._shard_id,
+                    self.config.on_failure,
+                    exc,
+                    delay,
+                )
+                await self._sleep(delay)
+
+    # --- tumbling windows ----------------------------------------------------------------
+
+    def _window_due(self, lane: _Lane) -> bool:
+        """The open window is over (by the clock, or a later record is waiting)."""
+        if self._window is None:
+            return False
+        end = self._window.window.end
+        return self._now() >= end or any(_created(r) >= end for r in lane.buffer[:1])
+
+    async def _maybe_close_window(self, lane: _Lane) -> bool:
+        """Open a window for the next record, or close the one that is over."""
+        if self._window is None:
+            if lane.buffer:
+                self._window = WindowState(self._open_window(lane.buffer[0]))
+            return False
+        if not self._window_due(lane):
+            return False
+        if any(_created(r) < self._window.window.end for r in lane.buffer):
+            return False  # deliver the window's last records first
+        await self._close_window(early=False)
+        return True
+
+    def _open_window(self, first: StreamRecord) -> Window:
+        size = self.config.tumbling_window_in_seconds or 1
+        return window_of(_created(first), size)
+
+    def _window_for_call(self, final: bool = False, early: bool = False) -> TumblingWindow | None:
+        if self._window is None:
+            return None
+        start, end = self._window.window.iso()
+        return TumblingWindow(start, end, self._shard_id, dict(self._window.state), final, early)
+
+    def _keep_state(self, response: Any) -> None:
+        if self._window is not None and isinstance(response, dict) and "state" in response:
+            state = response["state"]
+            self._window.state = dict(state) if isinstance(state, dict) else {}
+
+    async def _close_window(self, *, early: bool) -> None:
+        """The final invocation of the window (no records), then a checkpoint."""
+        window = self._window_for_call(final=True, early=early)
+        failures = 0
+        while True:
+            result = await self._invoke([], window)
+            if result.failed_from is None:
+                break
+            failures += 1
+            limit = self.config.maximum_retry_attempts
+            if limit != -1 and failures > limit:
+                log.error("shard %s: final window invocation failed; state dropped", self._shard_id)
+                break
+            await self._sleep(self._backoff(failures))
+        self._window = None
+        await self._checkpoint()
+
+    # --- checkpoints and helpers ------------------------------------------------------------
+
+    def _done(self, records: list[StreamRecord]) -> None:
+        if records:
+            self._frontier.mark_done(r.sequence_number for r in records)
+
+    async def _checkpoint(self) -> None:
+        """Checkpoint the frontier (serialized: lanes finish in any order)."""
+        async with self._checkpoint_lock:
+            value = self._frontier.value
+            if value is None or value == self._written or self._checkpointer is None:
+                return
+            try:
+                await self._checkpointer.checkpoint_async(value)
+            except ShutdownError:
+                self._lost = True
+                self._stopping.set()
+                raise
+            except CheckpointError as exc:
+                log.warning("shard %s: checkpoint at %s failed: %s", self._shard_id, value, exc)
+                return
+            self._written = value
+
+    def _backoff(self, failures: int) -> float:
+        s = self._settings
+        return backoff_delay(failures, s.retry_base_delay, s.retry_max_delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but leave at once when stopping (the records stay undone)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self._check_running()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._stopping.wait(), min(left, _LEASE_POLL))
+            except TimeoutError:
+                pass
+
+    def _check_running(self) -> None:
+        if self._stopping.is_set() or not _lease_held(self._checkpointer):
+            raise _Stopped
+
+    def _raise_if_lost(self) -> None:
+        if self._lost or not _lease_held(self._checkpointer):
+            raise ShutdownError(f"the lease of shard {self._shard_id} was lost")
+
+
+def _created(record: StreamRecord) -> float:
+    return float(record.raw["dynamodb"].get("ApproximateCreationDateTime", 0))
+
+
+def _lease_held(checkpointer: Checkpointer | None) -> bool:
+    """False once the consumer disabled the checkpointer (the lease is gone)."""
+    if checkpointer is None:
+        return True
+    return checkpointer.enabled

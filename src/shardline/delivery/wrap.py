@@ -1,0 +1,106 @@
+"""Building the per-shard processor for a handler under delivery controls."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from shardline.delivery.config import DeliveryConfig
+from shardline.delivery.destinations import make_destination
+from shardline.delivery.invoke import StreamArn, batch_invoker, lambda_invoker
+from shardline.delivery.processor import DeliveryProcessor, DeliverySettings
+from shardline.errors import ConfigError
+from shardline.metrics import Metrics
+from shardline.processor import AsyncRecordProcessor, ProcessorFactory, RecordProcessor
+from shardline.processor import processor_factory as plain_processor_factory
+from shardline.records import StreamRecord
+from shardline.streams.aws import AwsSettings
+
+
+def wrap_processor(
+    handler: object,
+    delivery_config: DeliveryConfig | None,
+    lambda_mode: bool = False,
+    *,
+    stream_arn: StreamArn = "",
+    metrics: Metrics | None = None,
+    aws: AwsSettings | None = None,
+    destination_endpoint_url: str | None = None,
+    function_name: str | None = None,
+    retry_base_delay: float = 0.5,
+    retry_max_delay: float = 30.0,
+) -> ProcessorFactory:
+    """The per-shard processor factory for ``handler`` under ``delivery_config``.
+
+    With no config and not ``lambda_mode`` this is :func:`shardline.processor_factory`
+    (nothing changes). Otherwise ``handler`` must be a function: ``handle(records)``
+    (``handle(records, window)`` with tumbling windows), or, in ``lambda_mode``, a
+    Lambda ``handler(event, context)``; ``lambda_mode`` with no config uses Lambda's
+    defaults. ``stream_arn`` may be a zero-argument callable (the worker resolves the
+    ARN at start). The destination endpoint defaults to ``aws.endpoint_url``.
+    """
+    if delivery_config is None and not lambda_mode:
+        return plain_processor_factory(handler)
+    config = delivery_config or DeliveryConfig()
+    function = _checked_function(handler)
+    if lambda_mode:
+        name = function_name or str(getattr(function, "__name__", "shardline"))
+        invoker = lambda_invoker(function, stream_arn, function_name=name)
+    else:
+        invoker = batch_invoker(function)
+    aws = aws or AwsSettings()
+    destination = None
+    if config.on_failure is not None:
+        destination = make_destination(
+            config.on_failure,
+            region=aws.region,
+            endpoint_url=destination_endpoint_url or aws.endpoint_url,
+            profile=aws.profile,
+        )
+    settings = DeliverySettings(
+        stream_arn=stream_arn,
+        destination=destination,
+        retry_base_delay=retry_base_delay,
+        retry_max_delay=retry_max_delay,
+        metrics=metrics,
+    )
+    return lambda: DeliveryProcessor(invoker, config, settings)
+
+
+def _checked_function(handler: object) -> Callable[..., Any]:
+    if isinstance(handler, type) and issubclass(handler, RecordProcessor | AsyncRecordProcessor):
+        raise ConfigError(
+            f"delivery controls wrap a function handle(records), not the processor class "
+            f"{handler.__name__}; drop the controls or pass a function"
+        )
+    if not callable(handler):
+        raise ConfigError(f"{handler!r} is not callable")
+    return handler
+
+
+def fail_fast(
+    record_handler: Callable[[StreamRecord], Any],
+) -> Callable[[list[StreamRecord]], Any]:
+    """A batch handler that stops at the first failing record, in order.
+
+    Records before the failure are done; the response names the failing record, so with
+    ``report_batch_item_failures`` shardline checkpoints before it and retries from it.
+    Nothing after a failure runs, so no record is processed out of order or twice
+    because a later one failed (what Powertools' ``BatchProcessor`` cannot do).
+    """
+
+    def handle(records: list[StreamRecord]) -> dict[str, Any]:
+        for record in records:
+            try:
+                record_handler(record)
+            except Exception:
+                logging.getLogger("shardline.delivery").exception(
+                    "record %s failed; stopping the batch there", record.sequence_number
+                )
+                failure = {"itemIdentifier": record.sequence_number}
+                return {"batchItemFailures": [failure]}
+        return {"batchItemFailures": []}
+
+    handle.__name__ = getattr(record_handler, "__name__", "handle")
+    return handle

@@ -1,0 +1,167 @@
+"""Metrics and health over HTTP, and JSON log lines.
+
+:class:`ObservabilityServer` serves, with aiohttp on ``127.0.0.1`` by default:
+
+* ``GET /metrics``: Prometheus text exposition of a :class:`~shardline.metrics.Metrics`
+  registry (``prometheus_client.generate_latest``);
+* ``GET /health``: the worker's :class:`HealthSource` answer as JSON; ``200`` when the
+  worker is ready and healthy, ``503`` otherwise (ready: leases are held, or none are
+  available to take; healthy: the worker can renew its leases);
+* ``GET /health/live``: ``200`` while healthy (liveness), ``GET /health/ready``: ``200``
+  while ready (readiness).
+
+:class:`JsonFormatter` writes one JSON object per log line (``--log-format json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shardline.metrics import Metrics
+
+__all__ = ["HealthSource", "JsonFormatter", "ObservabilityServer", "setup_logging"]
+
+
+class HealthSource(Protocol):
+    """What the health endpoint asks (the :class:`~shardline.worker.Worker`)."""
+
+    def health(self) -> dict[str, Any]:
+        """``{"ready": bool, "healthy": bool, "leases": int, "detail": str}``."""
+        ...
+
+
+_UNKNOWN = {"ready": False, "healthy": True, "leases": 0, "detail": "worker not started"}
+
+
+class ObservabilityServer:
+    """``/metrics`` and ``/health`` for one worker; start it, then stop it."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        health: HealthSource | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.metrics = metrics
+        self.health_source = health
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` once started (the real port when 0 was asked)."""
+        return f"http://{self.host}:{self.port}"
+
+    def app(self) -> web.Application:
+        """The aiohttp application (for embedding in another server)."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/health/live", self._live)
+        app.router.add_get("/health/ready", self._ready)
+        return app
+
+    async def start(self) -> ObservabilityServer:
+        """Bind and serve on the running event loop."""
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        logging.getLogger("shardline").info("metrics and health on %s", self.url)
+        return self
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> ObservabilityServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def current_health(self) -> dict[str, Any]:
+        """The worker's answer, or "not started" before there is a worker."""
+        if self.health_source is None:
+            return dict(_UNKNOWN)
+        try:
+            return dict(self.health_source.health())
+        except Exception as exc:
+            return {"ready": False, "healthy": False, "leases": 0, "detail": repr(exc)}
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _health(self, request: web.Request) -> web.Response:
+        health = self.current_health()
+        ok = bool(health.get("ready")) and bool(health.get("healthy"))
+        return web.json_response(health, status=200 if ok else 503)
+
+    async def _live(self, request: web.Request) -> web.Response:
+        health = self.current_health()
+        return web.json_response(health, status=200 if health.get("healthy") else 503)
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        health = self.current_health()
+        return web.json_response(health, status=200 if health.get("ready") else 503)
+
+
+_STANDARD = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}  # fmt: skip
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time``, ``level``, ``logger``, ``message``, extras.
+
+    ``extra={...}`` fields of a log call are added as keys; an exception adds
+    ``exc_type`` and ``exc_info`` (the formatted traceback).
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exc_type"] = record.exc_info[0].__name__
+            entry["exc_info"] = "".join(traceback.format_exception(*record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+def setup_logging(level: str = "INFO", log_format: str = "text") -> None:
+    """Configure the root logger for ``--log-level`` and ``--log-format text|json``."""
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    logging.getLogger("botocore").setLevel(logging.WARNING)
