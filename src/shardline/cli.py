@@ -129,11 +129,9 @@ def _add_status(commands: Any) -> None:
 
 def _add_local(commands: Any) -> None:
     local = commands.add_parser("local", help="run the embedded DynamoDB + Streams local stack")
-    local.add_argument("--host", default="127.0.0.1")
-    local.add_argument("--port", type=int, default=4566)
-    local.add_argument("--region", default="us-east-1")
-    local.add_argument("--rollover-every", type=float, help="seconds between shard rollovers")
-    local.add_argument("--split-every", type=float, help="seconds between shard splits")
+    from shardline.local.args import register_local_arguments
+
+    register_local_arguments(local)
     local.set_defaults(action=_local)
 
 
@@ -249,15 +247,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _local(args: argparse.Namespace) -> int:
-    from shardline.local import serve
+    from shardline.local.args import serve_from_args
 
-    serve(
-        args.host,
-        args.port,
-        rollover_every=args.rollover_every,
-        split_every=args.split_every,
-        region=args.region,
-    )
+    serve_from_args(args)
     return 0
 
 

@@ -12,15 +12,16 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from shardline.checkpoint import Checkpointer
 from shardline.errors import (
     ExpiredIteratorError,
     ResourceNotFoundError,
+    ShardlineError,
     ShutdownError,
     TrimmedDataAccessError,
 )
@@ -39,6 +40,7 @@ from shardline.streams.client import StreamsClient
 from shardline.streams.model import RecordsPage
 
 log = logging.getLogger("shardline.consumer")
+T = TypeVar("T")
 
 
 class ShardHost(Protocol):
@@ -225,15 +227,43 @@ class ShardConsumer:
             return await self._get_iterator(TRIM_HORIZON)
 
     async def _get_iterator(self, kind: str, sequence_number: str | None = None) -> str:
-        return await self._streams.get_shard_iterator(
-            self._settings.stream_arn, self.shard_id, kind, sequence_number
+        return await self._patiently(
+            lambda: self._streams.get_shard_iterator(
+                self._settings.stream_arn, self.shard_id, kind, sequence_number
+            )
         )
+
+    async def _patiently(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry throttling, 5xx and connection failures in place, with backoff.
+
+        The AWS client already retried a few times; a longer outage should not end the
+        shard (and release its lease), only slow it down.
+        """
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except ShardlineError as exc:
+                if not exc.retriable:
+                    raise
+                attempt += 1
+                delay = self._retry_delay(attempt)
+                log.warning(
+                    "shard %s: %s; retrying in %.1fs (attempt %d)",
+                    self.shard_id,
+                    exc,
+                    delay,
+                    attempt,
+                )
+                await self._pause(delay)
 
     async def _fetch(self, iterator: str) -> RecordsPage | None:
         started = time.monotonic()
         self._metrics.get_records_calls.inc()
         try:
-            page = await self._streams.get_records(iterator, self._settings.max_records)
+            page = await self._patiently(
+                lambda: self._streams.get_records(iterator, self._settings.max_records)
+            )
             self._metrics.get_records_latency.observe(time.monotonic() - started)
             self._metrics.records_polled.inc(len(page.records))
             self._metrics.iterator_age.labels(self.shard_id).set(_millis_behind_raw(page.records))

@@ -16,7 +16,12 @@ from typing import Any
 import pytest
 
 from shardline.consumer import ConsumerSettings, ShardConsumer
-from shardline.errors import ExpiredIteratorError, ResourceNotFoundError, TrimmedDataAccessError
+from shardline.errors import (
+    ExpiredIteratorError,
+    ResourceNotFoundError,
+    ThrottledError,
+    TrimmedDataAccessError,
+)
 from shardline.leases.model import SHARD_END, Lease
 from shardline.processor import FunctionProcessor
 from shardline.records import StreamRecord
@@ -181,3 +186,11 @@ async def test_a_hanging_processor_is_reported_and_waited_for(
         await asyncio.wait_for(consumer.run(), 10)
     assert seen == [1, 2], "nothing skipped"
     assert any("looks stuck" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_long_throttling_burst_slows_the_shard_but_does_not_end_it() -> None:
+    streams = ScriptedStreams(4)
+    streams.faults[2] = ThrottledError("LimitExceededException", "slow down")
+    host, seen = await consume(streams)
+    assert seen == [1, 2, 3, 4]
+    assert host.finished == ["shard-ended"]

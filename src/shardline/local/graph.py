@@ -12,6 +12,13 @@ partition key. A split halves a shard's range between two children; a rollover
 gives each child its parent's whole range. Either way the open shards always
 partition the hash-key space, and a key's next shard is a descendant of its last.
 
+Two behaviours of the real service can be switched on for tests:
+
+* a parent may stay open for a while after its children appear (``parent_open``):
+  writes keep going to the parent until :meth:`ShardGraph.close_pending` closes it;
+* retention (:meth:`ShardGraph.expire`): records older than the retention are trimmed,
+  and closed shards older than it leave the graph, as DynamoDB does after 24 hours.
+
 Every public method takes the graph's lock, so one graph may be shared by threads.
 """
 
@@ -79,7 +86,15 @@ class Shard:
     end_seq: int | None = None
     seqs: list[int] = field(default_factory=list)
     records: list[bytes] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)  # arrival time of each record, ms
     children: list[str] = field(default_factory=list)
+    floor: int = -1  # first readable position; moves up when records are trimmed
+    created_ms: int = 0
+    closed_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.floor < 0:
+            self.floor = self.start_seq
 
     @property
     def is_open(self) -> bool:
@@ -144,32 +159,67 @@ class ShardGraph:
             seq = self._take_seq()
             shard.seqs.append(seq)
             shard.records.append(encode(str(seq)))
+            shard.times.append(self._clock_ms())
             return str(seq)
 
-    def rollover(self) -> list[str]:
-        """Close every open shard; each gets one child with the same hash-key range."""
-        with self._lock:
-            return [self._close(shard, halves=1)[0] for shard in self._open_shards()]
+    def rollover(self, shard_id: str | None = None, *, parent_open: bool = False) -> list[str]:
+        """Close every open shard (or only ``shard_id``); each gets one child with the
+        same hash-key range.
 
-    def split(self, shard_id: str | None = None) -> list[str]:
+        With ``parent_open`` the parents stay open (and keep taking writes) until
+        :meth:`close_pending`, while their children are already listed.
+        """
+        with self._lock:
+            self._close_pending()
+            shards = [self._shard(shard_id)] if shard_id else self._writable_shards()
+            if any(not shard.is_open for shard in shards):
+                raise InvalidRequestError(f"Shard {shard_id} is closed")
+            return [self._spawn(shard, halves=1, parent_open=parent_open)[0] for shard in shards]
+
+    def split(self, shard_id: str | None = None, *, parent_open: bool = False) -> list[str]:
         """Close one open shard (default: the oldest) and give it two children.
 
         The children divide the parent's hash-key range into two halves. A shard
-        whose range is a single hash key cannot be split.
+        whose range is a single hash key cannot be split. ``parent_open`` as in
+        :meth:`rollover`.
         """
         with self._lock:
+            self._close_pending()
             shard = self._shard(shard_id) if shard_id else self._oldest_open()
             if not shard.is_open:
                 raise InvalidRequestError(f"Shard {shard.shard_id} is closed")
             if shard.hash_lo == shard.hash_hi:
                 raise InvalidRequestError(f"Shard {shard.shard_id} is too narrow to split")
-            return self._close(shard, halves=2)
+            return self._spawn(shard, halves=2, parent_open=parent_open)
+
+    def close_pending(self) -> list[str]:
+        """Close the parents left open by ``parent_open``; return their ids."""
+        with self._lock:
+            return self._close_pending()
 
     def close_all(self) -> None:
         """Close every open shard without children, as when the stream is disabled."""
         with self._lock:
             for shard in self._open_shards():
-                shard.end_seq = self._take_seq()
+                self._mark_closed(shard)
+
+    def expire(self, retention_ms: int) -> int:
+        """Trim records older than ``retention_ms`` and drop closed shards older than it.
+
+        A dropped shard leaves the listing and answers ResourceNotFoundException; its
+        children keep their ``ParentShardId``, as on AWS. Returns the records trimmed.
+        """
+        with self._lock:
+            cutoff = self._clock_ms() - retention_ms
+            trimmed = sum(_trim(shard, cutoff) for shard in self._shards.values())
+            gone = [
+                shard.shard_id
+                for shard in self._shards.values()
+                if shard.closed_ms is not None and shard.closed_ms < cutoff and not shard.seqs
+            ]
+            for shard_id in gone:
+                del self._shards[shard_id]
+            return trimmed
 
     # --- reads --------------------------------------------------------------------
 
@@ -184,9 +234,9 @@ class ShardGraph:
             return self._route(hash_key_of(partition_key)).shard_id
 
     def open_shard_ids(self) -> list[str]:
-        """Ids of the open shards, oldest first."""
+        """Ids of the open shards that take writes, oldest first."""
         with self._lock:
-            return [shard.shard_id for shard in self._open_shards()]
+            return [shard.shard_id for shard in self._writable_shards()]
 
     def describe(
         self,
@@ -221,13 +271,13 @@ class ShardGraph:
         with self._lock:
             shard = self._shard(shard_id)
             if iterator_type == "TRIM_HORIZON":
-                return shard.start_seq
+                return shard.floor
             if iterator_type == "LATEST":
                 return shard.end_seq if shard.end_seq is not None else self._next_seq
             seq = _parse_sequence_number(sequence_number, iterator_type)
-            if seq < shard.start_seq:
+            if seq < shard.floor:
                 raise TrimmedDataError(
-                    f"Sequence number {seq} is before the start of shard {shard_id}"
+                    f"Sequence number {seq} is before the trim horizon of shard {shard_id}"
                 )
             return seq if iterator_type == "AT_SEQUENCE_NUMBER" else seq + 1
 
@@ -248,6 +298,10 @@ class ShardGraph:
         """
         with self._lock:
             shard = self._shard(shard_id)
+            if position < shard.floor:
+                raise TrimmedDataError(
+                    f"Records of shard {shard_id} after the iterator's position were trimmed"
+                )
             first = bisect.bisect_left(shard.seqs, position)
             count = _fit(shard.records, first, limit, max_bytes)
             records = shard.records[first : first + count]
@@ -273,6 +327,7 @@ class ShardGraph:
             hash_lo=hash_lo,
             hash_hi=hash_hi,
             start_seq=self._take_seq(),
+            created_ms=self._clock_ms(),
         )
         self._shards[shard.shard_id] = shard
         if parent is not None:
@@ -285,8 +340,9 @@ class ShardGraph:
             if shard_id not in self._shards:
                 return shard_id
 
-    def _close(self, shard: Shard, *, halves: int) -> list[str]:
-        shard.end_seq = self._take_seq()
+    def _spawn(self, shard: Shard, *, halves: int, parent_open: bool) -> list[str]:
+        if not parent_open:
+            self._mark_closed(shard)
         ranges = (
             _halves(shard.hash_lo, shard.hash_hi)
             if halves == 2
@@ -294,20 +350,37 @@ class ShardGraph:
         )
         return [self._new_shard(shard, lo, hi).shard_id for lo, hi in ranges]
 
+    def _mark_closed(self, shard: Shard) -> None:
+        shard.end_seq = self._take_seq()
+        shard.closed_ms = self._clock_ms()
+
+    def _close_pending(self) -> list[str]:
+        pending = [shard for shard in self._open_shards() if shard.children]
+        for shard in pending:
+            self._mark_closed(shard)
+        return [shard.shard_id for shard in pending]
+
     def _route(self, hash_key: int) -> Shard:
-        for shard in self._open_shards():
+        for shard in self._writable_shards():
             if shard.covers(hash_key):
                 return shard
         raise InvalidRequestError("The stream has no open shard (it is disabled)")
 
     def _oldest_open(self) -> Shard:
-        for shard in self._shards.values():
-            if shard.is_open:
-                return shard
+        for shard in self._writable_shards():
+            return shard
         raise InvalidRequestError("The stream has no open shard (it is disabled)")
 
     def _open_shards(self) -> list[Shard]:
         return [shard for shard in self._shards.values() if shard.is_open]
+
+    def _writable_shards(self) -> list[Shard]:
+        """Open shards whose parent is closed (a parent left open takes the writes)."""
+        return [shard for shard in self._open_shards() if not self._parent_is_open(shard)]
+
+    def _parent_is_open(self, shard: Shard) -> bool:
+        parent = self._shards.get(shard.parent_id) if shard.parent_id else None
+        return parent is not None and parent.is_open
 
     def _shard(self, shard_id: str) -> Shard:
         try:
@@ -317,7 +390,8 @@ class ShardGraph:
 
     def _listed(self, children_of: str | None, children_first: bool) -> list[Shard]:
         if children_of is not None:
-            shards = [self._shards[child] for child in self._shard(children_of).children]
+            children = self._shard(children_of).children
+            shards = [self._shards[child] for child in children if child in self._shards]
         else:
             shards = list(self._shards.values())
         return shards[::-1] if children_first else shards
@@ -330,6 +404,15 @@ class ShardGraph:
                 return index + 1
         self._shard(shard_id)  # raises when the shard is unknown to the stream
         return 0
+
+
+def _trim(shard: Shard, cutoff_ms: int) -> int:
+    """Drop the shard's records that arrived before ``cutoff_ms``; return how many."""
+    count = bisect.bisect_left(shard.times, cutoff_ms)
+    if count:
+        shard.floor = shard.seqs[count - 1] + 1
+        del shard.seqs[:count], shard.records[:count], shard.times[:count]
+    return count
 
 
 def _halves(lo: int, hi: int) -> list[tuple[int, int]]:

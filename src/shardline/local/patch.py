@@ -8,7 +8,10 @@ patches moto 5.2.5 so that:
 * an UpdateItem that creates an item writes one INSERT, not moto's two;
 * TransactWriteItems publishes its records only when the transaction commits
   (moto writes phantom records for rolled-back transactions);
-* disabling a stream closes its shards instead of breaking later writes.
+* disabling a stream closes its shards instead of breaking later writes, and enabling
+  it again creates a new stream (new label and ARN) while the old one stays readable;
+* :func:`ttl_delete` deletes an item as DynamoDB's TTL does: a REMOVE record whose
+  ``userIdentity`` is the DynamoDB service.
 
 :class:`StreamsApi` answers the four DynamoDB Streams operations from those graphs
 with orjson, bypassing moto's slow model-driven serializer.
@@ -27,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from shardline.local.faults import Faults
 from shardline.local.graph import (
     Encoder,
     GraphError,
@@ -35,6 +39,9 @@ from shardline.local.graph import (
 )
 
 _ITERATOR_SEPARATOR = "|1|"
+_ARCHIVE = "_shardline_old_streams"  # table attribute: {label: GraphStream} of old streams
+TTL_IDENTITY = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
+"""``userIdentity`` of a TTL delete, as the GetRecords wire format (botocore's model) has it."""
 
 
 class StreamNotFoundError(GraphError):
@@ -58,6 +65,7 @@ class _WriteState(threading.local):
     def __init__(self) -> None:
         self.in_update = 0
         self.muted = 0
+        self.by_service = False
         self.pending: list[tuple[ShardGraph, bytes, Encoder]] | None = None
 
 
@@ -75,6 +83,7 @@ class GraphStream:
         self.view_type = view_type
         self.created_on = created_on
         self.enabled = True
+        self.label: str = getattr(table, "latest_stream_label", None) or ""
 
     def add(self, old: Any, new: Any) -> None:
         """Record one write (moto calls this with the old and new item)."""
@@ -94,7 +103,7 @@ class GraphStream:
     def __deepcopy__(self, memo: dict[int, Any]) -> GraphStream:
         # moto deep-copies tables around TransactWriteItems; the copy shares the graph.
         copy = GraphStream(memo.get(id(self.table), self.table), self.graph, self.view_type, 0.0)
-        copy.created_on, copy.enabled = self.created_on, self.enabled
+        copy.created_on, copy.enabled, copy.label = self.created_on, self.enabled, self.label
         return copy
 
 
@@ -111,6 +120,7 @@ def install() -> None:
         _wrap(Table, "put_item", _put_item_muted_in_update)
         _wrap(DynamoDBBackend, "update_item", _update_item_flagged)
         _wrap(DynamoDBBackend, "transact_write_items", _transact_publishing_on_commit)
+        _wrap(DynamoDBBackend, "update_table_streams", _archiving_disabled_stream)
         _installed = True
 
 
@@ -132,6 +142,29 @@ def _after_set_stream_specification(original: Callable[..., Any]) -> Callable[..
             table.stream_shard = _new_graph_stream(table)
 
     return set_stream_specification
+
+
+def _archiving_disabled_stream(original: Callable[..., Any]) -> Callable[..., Any]:
+    def update_table_streams(backend: Any, table: Any, spec: dict[str, Any]) -> None:
+        previous = table.__dict__.get("stream_shard")
+        enabling = bool(spec.get("StreamEnabled") or spec.get("StreamViewType"))
+        if enabling and isinstance(previous, GraphStream) and not previous.enabled:
+            # moto refuses to enable a stream twice; DynamoDB makes a new stream and
+            # keeps the old one readable. Archive the old one and let moto start over.
+            archive(table)[previous.label] = previous
+            table.latest_stream_label = None
+        original(backend, table, spec)
+
+    return update_table_streams
+
+
+def archive(table: Any) -> dict[str, GraphStream]:
+    """The table's old (disabled, replaced) streams by label."""
+    old: dict[str, GraphStream] | None = table.__dict__.get(_ARCHIVE)
+    if old is None:
+        old = {}
+        setattr(table, _ARCHIVE, old)
+    return old
 
 
 def _put_item_muted_in_update(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -217,6 +250,8 @@ def _record_encoder(table: Any, view_type: str, old: Any, new: Any) -> tuple[byt
         "awsRegion": table.region_name,
         "dynamodb": dynamodb,
     }
+    if _state.by_service:
+        record["userIdentity"] = dict(TTL_IDENTITY)
 
     def encode(sequence_number: str) -> bytes:
         dynamodb["SequenceNumber"] = sequence_number
@@ -282,12 +317,27 @@ def find_table(account_id: str, region: str, table_name: str) -> Any:
 
 
 def find_stream(ref: StreamRef) -> tuple[Any, GraphStream]:
-    """The table and graph stream named by a stream ARN."""
+    """The table and graph stream named by a stream ARN (the latest or an old one)."""
     table = find_table(ref.account_id, ref.region, ref.table_name)
     stream = stream_of(table)
     if stream is None or table.latest_stream_label != ref.label:
+        stream = archive(table).get(ref.label)
+    if stream is None:
         raise StreamNotFoundError(f"Requested resource not found: Stream: {ref.arn} not found")
     return table, stream
+
+
+def ttl_delete(account_id: str, region: str, table_name: str, key: dict[str, Any]) -> bool:
+    """Delete an item as TTL does (REMOVE by the DynamoDB service); False if absent."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    find_table(account_id, region, table_name)
+    _state.by_service = True
+    try:
+        deleted = dynamodb_backends[account_id][region].delete_item(table_name, key)
+    finally:
+        _state.by_service = False
+    return deleted is not None
 
 
 def tables_in(account_id: str, region: str) -> list[Any]:
@@ -318,11 +368,26 @@ class StreamsApi:
         children_first: bool = False,
         eager_shard_end: bool = True,
         iterator_ttl: float | None = None,
+        retention: float | None = None,
+        describe_page_size: int = 100,
+        faults: Faults | None = None,
     ) -> None:
         self.max_page_bytes = max_page_bytes
         self.children_first = children_first
         self.eager_shard_end = eager_shard_end
         self.iterator_ttl = iterator_ttl
+        self.retention = retention
+        """Seconds; older records are trimmed and older closed shards disappear."""
+        self.describe_page_size = describe_page_size
+        """The most shards one DescribeStream page holds, whatever the Limit asked."""
+        self.faults = faults or Faults()
+
+    def find(self, ref: StreamRef) -> tuple[Any, GraphStream]:
+        """:func:`find_stream`, after applying the retention to the stream."""
+        table, stream = find_stream(ref)
+        if self.retention is not None:
+            stream.graph.expire(int(self.retention * 1000))
+        return table, stream
 
     def handle(self, operation: str, body: bytes, caller: Caller) -> bytes:
         """Answer one request; raises :class:`GraphError` subclasses for AWS errors."""
@@ -339,16 +404,17 @@ class StreamsApi:
 
     def describe_stream(self, params: dict[str, Any], caller: Caller) -> bytes:
         """DescribeStream with Limit, ExclusiveStartShardId and ShardFilter."""
-        table, stream = find_stream(StreamRef.parse(params.get("StreamArn")))
+        table, stream = self.find(StreamRef.parse(params.get("StreamArn")))
+        limit = _int_param(params, "Limit", 100, 1, 100)
         listing = stream.graph.describe(
-            limit=_int_param(params, "Limit", 100, 1, 100),
+            limit=min(limit, max(1, self.describe_page_size)),
             exclusive_start_shard_id=params.get("ExclusiveStartShardId"),
             children_of=_child_filter(params.get("ShardFilter")),
             children_first=self.children_first,
         )
         description: dict[str, Any] = {
             "StreamArn": params["StreamArn"],
-            "StreamLabel": table.latest_stream_label,
+            "StreamLabel": stream.label,
             "StreamStatus": "ENABLED" if stream.enabled else "DISABLED",
             "StreamViewType": stream.view_type,
             "CreationRequestDateTime": stream.created_on,
@@ -365,9 +431,10 @@ class StreamsApi:
         limit = _int_param(params, "Limit", 100, 1, 100)
         wanted = params.get("TableName")
         streams = [
-            _stream_summary(table)
+            summary
             for table in tables_in(caller.account_id, caller.region)
-            if table.latest_stream_label and wanted in (None, table.name)
+            if wanted in (None, table.name)
+            for summary in _stream_summaries(table)
         ]
         start = _index_after_arn(streams, params.get("ExclusiveStartStreamArn"))
         page = streams[start : start + limit]
@@ -379,7 +446,7 @@ class StreamsApi:
     def get_shard_iterator(self, params: dict[str, Any], caller: Caller) -> bytes:
         """GetShardIterator for all four position types."""
         ref = StreamRef.parse(params.get("StreamArn"))
-        _, stream = find_stream(ref)
+        _, stream = self.find(ref)
         shard_id = params.get("ShardId")
         if not isinstance(shard_id, str):
             raise InvalidRequestError("ShardId is required")
@@ -392,9 +459,14 @@ class StreamsApi:
         """GetRecords: at most Limit records and ``max_page_bytes`` bytes."""
         limit = _int_param(params, "Limit", 1000, 1, 1000)
         arn, shard_id, position, issued = _read_iterator(params.get("ShardIterator"))
-        _, stream = find_stream(StreamRef.parse(arn))
+        ref = StreamRef.parse(arn)
+        _, stream = self.find(ref)
         if self.iterator_ttl is not None and time.time() - issued > self.iterator_ttl:
             raise ExpiredIteratorError("Iterator expired")
+        if self.faults.pick("GetRecords", [ref.table_name], kinds=("empty",)):
+            stream.graph.read(shard_id, position, limit=1, max_bytes=1)  # errors still apply
+            next_iterator = _make_iterator(arn, shard_id, position)
+            return b'{"Records":[],"NextShardIterator":' + orjson.dumps(next_iterator) + b"}"
         page = stream.graph.read(
             shard_id,
             position,
@@ -440,12 +512,16 @@ def _child_filter(shard_filter: Any) -> str | None:
     return shard_id
 
 
-def _stream_summary(table: Any) -> dict[str, str]:
-    return {
-        "StreamArn": f"{table.table_arn}/stream/{table.latest_stream_label}",
-        "TableName": table.name,
-        "StreamLabel": table.latest_stream_label,
-    }
+def _stream_summaries(table: Any) -> list[dict[str, str]]:
+    """The table's old streams, then its latest one (when it has one)."""
+    labels = list(archive(table))
+    if table.latest_stream_label:
+        labels.append(table.latest_stream_label)
+    return [
+        {"StreamArn": f"{table.table_arn}/stream/{label}", "TableName": table.name,
+         "StreamLabel": label}
+        for label in labels
+    ]  # fmt: skip
 
 
 def _index_after_arn(streams: list[dict[str, str]], arn: Any) -> int:

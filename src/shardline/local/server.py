@@ -1,7 +1,9 @@
 """The embedded local stack: moto's DynamoDB plus a shard-graph DynamoDB Streams, one port.
 
 Requests whose ``X-Amz-Target`` starts with ``DynamoDBStreams_20120810.`` are answered
-by :class:`~shardline.local.patch.StreamsApi`; everything else goes to moto's app.
+by :class:`~shardline.local.patch.StreamsApi`; everything else goes to moto's app. The
+control channel (:mod:`shardline.local.control`) and fault injection
+(:mod:`shardline.local.faults`) sit in front of both (:mod:`shardline.local.http`).
 
 moto keeps its state in process-wide backends, so every stack in one process shares
 tables: run one stack per process, or give each test its own table names.
@@ -10,93 +12,31 @@ tables: run one stack per process, or give each test its own table names.
 from __future__ import annotations
 
 import logging
-import os
-import re
+import random
 import signal
 import threading
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import FrameType, TracebackType
 from typing import Any
 
-import orjson
-
 from shardline.local import patch
-from shardline.local.graph import GraphError, ShardGraph
+from shardline.local.control import SETTINGS, ControlApi
+from shardline.local.faults import FaultRule, Faults
+from shardline.local.graph import ShardGraph
+from shardline.local.http import StackApp, account_for
 
 log = logging.getLogger(__name__)
 
-STREAMS_TARGET_PREFIX = "DynamoDBStreams_20120810."
-_JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
-_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/")
-
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-
-class StreamsMiddleware:
-    """WSGI app: DynamoDB Streams calls go to ``api``, the rest to moto."""
-
-    def __init__(self, moto_app: WsgiApp, api: patch.StreamsApi, default_region: str) -> None:
-        self.moto_app = moto_app
-        self.api = api
-        self.default_region = default_region
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """Route one request by its ``X-Amz-Target`` header."""
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if not target.startswith(STREAMS_TARGET_PREFIX):
-            return self.moto_app(environ, start_response)
-        operation = target[len(STREAMS_TARGET_PREFIX) :]
-        status, body = self._answer(operation, _read_body(environ), self._caller(environ))
-        start_response(
-            status,
-            [
-                ("Content-Type", _JSON_CONTENT_TYPE),
-                ("Content-Length", str(len(body))),
-                ("x-amzn-RequestId", uuid.uuid4().hex),
-            ],
-        )
-        return [body]
-
-    def _answer(self, operation: str, body: bytes, caller: patch.Caller) -> tuple[str, bytes]:
-        try:
-            return "200 OK", self.api.handle(operation, body, caller)
-        except GraphError as exc:
-            return "400 Bad Request", _error_body(exc.code, exc.message)
-        except Exception as exc:  # never a 500: the client sees a typed 400
-            log.exception("local stack: %s failed", operation)
-            return "400 Bad Request", _error_body("ValidationException", f"{operation}: {exc!r}")
-
-    def _caller(self, environ: dict[str, Any]) -> patch.Caller:
-        match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
-        access_key, region = match.groups() if match else ("", self.default_region)
-        account = environ.get("HTTP_X_MOTO_ACCOUNT_ID") or _account_for(access_key)
-        return patch.Caller(account_id=account, region=region)
-
-
-def _read_body(environ: dict[str, Any]) -> bytes:
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    return environ["wsgi.input"].read(length) if length > 0 else b""
-
-
-def _error_body(code: str, message: str) -> bytes:
-    return orjson.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message})
-
-
-def _account_for(access_key: str) -> str:
-    """The account moto would use for this access key."""
-    if "MOTO_ACCOUNT_ID" in os.environ:
-        return os.environ["MOTO_ACCOUNT_ID"]
-    from moto.iam.models import get_account_id_from
-
-    return str(get_account_id_from(access_key))
+_account_for = account_for
+_TTL_TYPES = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
 
 
 class _Ticker:
-    """A daemon thread that calls ``action`` every ``interval`` seconds until stopped."""
+    """A daemon thread that calls ``action`` every ``interval()`` seconds until stopped."""
 
-    def __init__(self, name: str, interval: float, action: Callable[[], None]) -> None:
+    def __init__(
+        self, name: str, interval: Callable[[], float], action: Callable[[], None]
+    ) -> None:
         self._interval = interval
         self._action = action
         self._stopped = threading.Event()
@@ -110,7 +50,7 @@ class _Ticker:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
+        while not self._stopped.wait(self._interval()):
             try:
                 self._action()
             except Exception:
@@ -120,12 +60,23 @@ class _Ticker:
 class LocalStack:
     """moto's DynamoDB and a shard-graph DynamoDB Streams, served on one local port.
 
-    ``rollover_every`` closes every open shard (one child each) and ``split_every``
-    splits the oldest open shard (two children) of every stream, periodically.
-    ``children_first`` lists shards newest first in DescribeStream;
-    ``eager_shard_end`` drops ``NextShardIterator`` already on the page that returns
-    a closed shard's last records (otherwise on the next, empty page);
-    ``iterator_ttl`` (seconds) makes older iterators fail with ExpiredIteratorException.
+    Shard changes: ``rollover_every`` closes every open shard (one child each) and
+    ``split_every`` splits the oldest open shard (two children) of every stream,
+    periodically; ``reshard_every`` rolls over or splits one random open shard at
+    random moments (on average every that many seconds; splits only while a stream has
+    fewer than ``max_open_shards`` open shards); ``parent_open_for`` keeps a parent
+    open (taking writes) for that many seconds after its children appear.
+
+    Reads: ``children_first`` lists shards newest first in DescribeStream;
+    ``describe_page_size`` caps its pages; ``eager_shard_end`` drops
+    ``NextShardIterator`` already on the page that returns a closed shard's last
+    records (otherwise on the next, empty page); ``iterator_ttl`` (seconds) makes older
+    iterators fail with ExpiredIteratorException; ``retention`` (seconds) trims older
+    records (TrimmedDataAccessException) and removes closed shards older than it.
+
+    Faults: ``faults`` are the initial :class:`~shardline.local.faults.FaultRule` s (or
+    ``KIND:key=value`` specs); :attr:`faults` changes them while the stack runs.
+    ``seed`` makes fault draws and random shard changes repeatable.
     """
 
     def __init__(
@@ -140,20 +91,40 @@ class LocalStack:
         children_first: bool = False,
         eager_shard_end: bool = True,
         iterator_ttl: float | None = None,
+        retention: float | None = None,
+        describe_page_size: int = 100,
+        reshard_every: float | None = None,
+        max_open_shards: int = 8,
+        parent_open_for: float | None = None,
+        faults: Iterable[FaultRule | str] = (),
+        seed: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.region = region
+        self._rng = random.Random(seed)
         self.api = patch.StreamsApi(
             max_page_bytes=max_page_bytes,
             children_first=children_first,
             eager_shard_end=eager_shard_end,
             iterator_ttl=iterator_ttl,
+            retention=retention,
+            describe_page_size=describe_page_size,
+            faults=Faults(random.Random(self._rng.random())),
         )
-        self._intervals = {"rollover": rollover_every, "split": split_every}
+        for rule in faults:
+            self.api.faults.add(rule)
+        self.parent_open_for = parent_open_for
+        self.max_open_shards = max_open_shards
+        self._intervals = {
+            "rollover": rollover_every,
+            "split": split_every,
+            "reshard": reshard_every,
+        }
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._tickers: list[_Ticker] = []
+        self._timers: list[threading.Timer] = []
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -166,7 +137,7 @@ class LocalStack:
 
         patch.install()
         moto_app = DomainDispatcherApplication(create_backend_app)
-        app = StreamsMiddleware(moto_app, self.api, self.region)
+        app = StackApp(moto_app, self.api, self.region, ControlApi(self))
         self._server = make_server(
             self.host, self.port, app, threaded=True, request_handler=_quiet_handler()
         )
@@ -183,6 +154,9 @@ class LocalStack:
         for ticker in self._tickers:
             ticker.stop()
         self._tickers = []
+        for timer in self._timers:
+            timer.cancel()
+        self._timers = []
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -208,6 +182,11 @@ class LocalStack:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def faults(self) -> Faults:
+        """The fault rules; add and remove them while the stack runs."""
+        return self.api.faults
+
+    @property
     def children_first(self) -> bool:
         """Whether DescribeStream lists the newest shards first."""
         return self.api.children_first
@@ -216,15 +195,51 @@ class LocalStack:
     def children_first(self, value: bool) -> None:
         self.api.children_first = value
 
+    def settings(self) -> dict[str, Any]:
+        """The settings that :meth:`configure` may change."""
+        return {
+            name: getattr(self if name == "parent_open_for" else self.api, name)
+            for name in SETTINGS
+        }
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change settings while the stack runs (names as in :meth:`settings`)."""
+        unknown = set(changes) - set(SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        for name, value in changes.items():
+            setattr(self if name == "parent_open_for" else self.api, name, value)
+        return self.settings()
+
     # --- shard graph controls -----------------------------------------------------
 
-    def rollover(self, table_name: str) -> list[str]:
-        """Close every open shard of the table's stream; return the new child ids."""
-        return self.graph(table_name).rollover()
+    def rollover(
+        self,
+        table_name: str,
+        shard_id: str | None = None,
+        *,
+        parent_open_for: float | None = None,
+    ) -> list[str]:
+        """Close every open shard (or only ``shard_id``) of the table's stream, one child
+        each; return the new child ids. With ``parent_open_for`` the parents stay open
+        for that many seconds while their children are already listed."""
+        graph = self.graph(table_name)
+        children = graph.rollover(shard_id, parent_open=parent_open_for is not None)
+        self._close_later(graph, parent_open_for)
+        return children
 
-    def split(self, table_name: str, shard_id: str | None = None) -> list[str]:
+    def split(
+        self,
+        table_name: str,
+        shard_id: str | None = None,
+        *,
+        parent_open_for: float | None = None,
+    ) -> list[str]:
         """Split one open shard (default: the oldest) into two; return the child ids."""
-        return self.graph(table_name).split(shard_id)
+        graph = self.graph(table_name)
+        children = graph.split(shard_id, parent_open=parent_open_for is not None)
+        self._close_later(graph, parent_open_for)
+        return children
 
     def shards(self, table_name: str) -> list[dict[str, Any]]:
         """Every shard of the table's stream, wire-shaped, parents before children."""
@@ -238,6 +253,56 @@ class LocalStack:
             raise LookupError(f"table {table_name} has no stream")
         return stream.graph
 
+    # --- streams and items --------------------------------------------------------
+
+    def stream_arn(self, table_name: str) -> str:
+        """The table's latest stream ARN."""
+        table = patch.find_table(_account_for(""), self.region, table_name)
+        if not table.latest_stream_label:
+            raise LookupError(f"table {table_name} has no stream")
+        return f"{table.table_arn}/stream/{table.latest_stream_label}"
+
+    def disable_stream(self, table_name: str) -> None:
+        """Disable the table's stream: its open shards close, later writes make no records."""
+        table = patch.find_table(_account_for(""), self.region, table_name)
+        self._backend().update_table_streams(table, {"StreamEnabled": False})
+
+    def enable_stream(self, table_name: str, view_type: str | None = None) -> str:
+        """Enable the table's stream again and return the NEW stream ARN.
+
+        The old stream stays readable (DISABLED, every shard closed), as on AWS.
+        """
+        table = patch.find_table(_account_for(""), self.region, table_name)
+        old = patch.stream_of(table)
+        view = view_type or (old.view_type if old is not None else "NEW_AND_OLD_IMAGES")
+        spec = {"StreamEnabled": True, "StreamViewType": view}
+        self._backend().update_table_streams(table, spec)
+        return self.stream_arn(table_name)
+
+    def expire(self, table_name: str, key: Mapping[str, Any]) -> bool:
+        """Delete an item as DynamoDB's TTL does; False when there was no such item.
+
+        The stream gets a REMOVE record with ``userIdentity``
+        ``{"type": "Service", "principalId": "dynamodb.amazonaws.com"}``. ``key`` is
+        DynamoDB JSON (``{"pk": {"S": "a"}}``) or plain Python (``{"pk": "a"}``).
+        """
+        return patch.ttl_delete(_account_for(""), self.region, table_name, wire_key(key))
+
+    def _backend(self) -> Any:
+        from moto.dynamodb.models import dynamodb_backends
+
+        return dynamodb_backends[_account_for("")][self.region]
+
+    # --- timers -------------------------------------------------------------------
+
+    def _close_later(self, graph: ShardGraph, delay: float | None) -> None:
+        if delay is None:
+            return
+        timer = threading.Timer(delay, graph.close_pending)
+        timer.daemon = True
+        timer.start()
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+
     def _graphs(self) -> list[ShardGraph]:
         streams = (patch.stream_of(t) for t in patch.tables_in(_account_for(""), self.region))
         return [stream.graph for stream in streams if stream is not None and stream.enabled]
@@ -250,13 +315,52 @@ class LocalStack:
         for graph in self._graphs():
             graph.split()
 
+    def _reshard_all(self) -> None:
+        """Roll over or split one random open shard of every stream."""
+        for graph in self._graphs():
+            open_ids = graph.open_shard_ids()
+            if not open_ids:
+                continue
+            shard_id = self._rng.choice(open_ids)
+            keep_open = self.parent_open_for is not None
+            if len(open_ids) < self.max_open_shards and self._rng.random() < 0.5:
+                graph.split(shard_id, parent_open=keep_open)
+            else:
+                graph.rollover(shard_id, parent_open=keep_open)
+            self._close_later(graph, self.parent_open_for)
+
     def _start_tickers(self) -> None:
-        actions = {"rollover": self._rollover_all, "split": self._split_all}
+        actions = {
+            "rollover": self._rollover_all,
+            "split": self._split_all,
+            "reshard": self._reshard_all,
+        }
         for name, interval in self._intervals.items():
             if interval is not None:
-                ticker = _Ticker(f"shardline-local-{name}", interval, actions[name])
+                ticker = _Ticker(
+                    f"shardline-local-{name}", self._period(name, interval), actions[name]
+                )
                 ticker.start()
                 self._tickers.append(ticker)
+
+    def _period(self, name: str, interval: float) -> Callable[[], float]:
+        if name != "reshard":
+            return lambda: interval
+        return lambda: self._rng.uniform(0.25, 1.75) * interval
+
+
+def wire_key(key: Mapping[str, Any]) -> dict[str, Any]:
+    """A key as DynamoDB JSON; plain Python values are serialized with boto3's rules."""
+    if all(_is_wire_value(value) for value in key.values()):
+        return dict(key)
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    return {name: serializer.serialize(value) for name, value in key.items()}
+
+
+def _is_wire_value(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _TTL_TYPES
 
 
 def _quiet_handler() -> type:
@@ -277,8 +381,12 @@ def serve(
     rollover_every: float | None,
     split_every: float | None,
     region: str,
+    **options: Any,
 ) -> None:
-    """Run a local stack until SIGINT or SIGTERM; print one line with its endpoint."""
+    """Run a local stack until SIGINT or SIGTERM; print one line with its endpoint.
+
+    ``options`` are :class:`LocalStack`'s keyword arguments (faults, retention, ...).
+    """
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -286,7 +394,12 @@ def serve(
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     stack = LocalStack(
-        host=host, port=port, region=region, rollover_every=rollover_every, split_every=split_every
+        host=host,
+        port=port,
+        region=region,
+        rollover_every=rollover_every,
+        split_every=split_every,
+        **options,
     )
     try:
         stack.start()
