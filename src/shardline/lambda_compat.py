@@ -66,8 +66,15 @@ def lambda_record(raw: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
         "eventSourceARN": stream_arn,
     }
     if raw.get("userIdentity") is not None:
-        record["userIdentity"] = raw["userIdentity"]
+        record["userIdentity"] = lambda_user_identity(raw["userIdentity"])
     return record
+
+
+def lambda_user_identity(identity: dict[str, Any]) -> dict[str, Any]:
+    """GetRecords sends ``{"PrincipalId", "Type"}``; Lambda events carry
+    ``{"type", "principalId"}`` (as in Lambda's TTL-delete examples)."""
+    renamed = {"Type": "type", "PrincipalId": "principalId"}
+    return {renamed.get(name, name): value for name, value in identity.items()}
 
 
 def lambda_event(

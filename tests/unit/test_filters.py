@@ -185,3 +185,18 @@ def test_or_of_filters_is_any(names: list[str]) -> None:
     criteria = [{"eventName": [n]} for n in names]
     for event in ("INSERT", "MODIFY", "REMOVE"):
         assert matches(criteria, {"eventName": event}) is (event in names)
+
+
+def test_ttl_filter_matches_a_wire_record_from_get_records() -> None:
+    from shardline.delivery.filters import FilterSet
+    from shardline.lambda_compat import lambda_record
+
+    wire = {
+        "eventID": "1",
+        "eventName": "REMOVE",
+        "dynamodb": {"Keys": {"pk": {"S": "k"}}, "SequenceNumber": "1" * 21},
+        "userIdentity": {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"},
+    }
+    pattern = {"userIdentity": {"type": ["Service"], "principalId": ["dynamodb.amazonaws.com"]}}
+    filters = FilterSet([json.dumps(pattern)])
+    assert filters.matches(lambda_record(wire, "arn:aws:dynamodb:us-east-1:1:table/t/stream/x"))

@@ -147,3 +147,13 @@ async def test_powertools_handler_succeeds_after_a_transient_failure() -> None:
     assert handled[:2] == [f"{1:021d}", f"{3:021d}"]
     assert f"{2:021d}" in handled[2:]
     assert h.written[-1] == "SHARD_END"
+
+
+def test_ttl_identity_gets_lambdas_casing() -> None:
+    from shardline.lambda_compat import lambda_user_identity
+
+    wire = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
+    assert lambda_user_identity(wire) == {
+        "principalId": "dynamodb.amazonaws.com",
+        "type": "Service",
+    }
