@@ -1,9 +1,15 @@
-"""shardline read-path benchmarks: ``make bench`` (or ``.venv/bin/python bench/run.py``).
+"""shardline benchmarks: ``make bench`` (or ``.venv/bin/python bench/run.py``).
 
-1. Page decode (pure CPU): one GetRecords page of 1000 NEW_AND_OLD_IMAGES records,
-   botocore's parser + boto3's TypeDeserializer against orjson + StreamRecord.
-2. Read pipeline (HTTP): drain a stream from the embedded local stack with boto3 and
-   with shardline's StreamsClient.
+Sections (``--only`` picks some; see bench/README.md):
+
+* ``decode``: one GetRecords page of 1000 NEW_AND_OLD_IMAGES records, CPU only.
+* ``drain``: drain a stream from the embedded local stack, boto3 against StreamsClient.
+* ``throughput``: records/s on one core through the whole pipeline (replay server).
+* ``latency``: end-to-end latency on the local stack at idle 500 ms and 100 ms.
+* ``handoff``: SIGTERM / SIGKILL of one of two ``shardline run`` workers.
+* ``many``: one worker holding 1000 idle shards: CPU and RSS.
+* ``memory``: RSS under a sleeping handler with an endless backlog.
+* ``startup``: ``shardline --help`` wall time.
 
 Prints one table and writes JSON to ``bench/results/<name>-<UTC timestamp>.json`` and
 ``bench/results/latest.json``. Speed is reported as ratios against the baseline measured
@@ -35,6 +41,7 @@ from rich.table import Table
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 _PACKAGES = ("shardline", "botocore", "boto3", "orjson", "aiohttp", "moto")
+SECTIONS = ("decode", "drain", "throughput", "latency", "handoff", "many", "memory", "startup")
 _SERVER_NOTE = (
     "the local stack serves from a thread of this process: its HTTP and paging cost "
     "is included in both readers' figures"
@@ -45,7 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench/run.py", description="shardline read-path benchmarks (table + JSON)"
     )
-    parser.add_argument("--quick", action="store_true", help="few runs, small volume (< 30 s)")
+    parser.add_argument("--quick", action="store_true", help="few runs, short windows (< 2 min)")
+    parser.add_argument(
+        "--only", help=f"comma-separated sections (default all: {','.join(SECTIONS)})"
+    )
     parser.add_argument("--runs", type=int, help="decode runs per variant (default 15; quick 3)")
     parser.add_argument(
         "--http-runs", type=int, help="timed drains per reader (default 5; quick 2)"
@@ -58,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=20240601, help="seed for generated data")
     parser.add_argument("--name", default="reads", help="results file prefix (default reads)")
-    parser.add_argument("--skip-http", action="store_true", help="run only the decode benchmark")
+    parser.add_argument("--skip-http", action="store_true", help="skip the local-stack drain")
     parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU core")
     parser.add_argument(
         "--no-gc",
@@ -69,6 +79,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.runs = args.runs or (3 if args.quick else 15)
     args.http_runs = args.http_runs or (2 if args.quick else 5)
     args.items = args.items or (1000 if args.quick else 5000)
+    args.sections = args.only.split(",") if args.only else list(SECTIONS)
+    if args.quick and not args.only:
+        args.sections.remove("drain")  # the old drain comparison; throughput supersedes it
+    if args.skip_http and "drain" in args.sections:
+        args.sections.remove("drain")
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     for name in ("runs", "http_runs", "items", "records"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -211,72 +229,183 @@ def _drains(label: str, drains: list[Any]) -> dict[str, Any]:
 # --- output ----------------------------------------------------------------------------------
 
 
-def render(report: dict[str, Any], console: Console) -> None:
-    pin = report["pinning"]
-    where = f"pinned to CPU {pin['cpu']}" if pin["pinned"] else f"not pinned ({pin['reason']})"
-    info = report["machine"]
-    console.print(
-        f"shardline bench {report['created_utc']} | python {info['python']} | "
-        f"{info['platform']} | {info['cpu_count']} CPUs | {where}"
-    )
-    table = Table(box=box.SIMPLE_HEAD, show_header=True, header_style="bold")
-    table.add_column("variant")
-    table.add_column("median", justify="right")
-    table.add_column("min .. max", justify="right")
-    table.add_column("records/s", justify="right")
-    table.add_column("x baseline", justify="right")
+def _yes(met: bool | None) -> str:
+    if met is None:
+        return ""
+    return "[green]yes[/green]" if met else "[red]NO[/red]"
 
+
+def _rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    """(what, figure, spread/detail, vs baseline, target, met) per line of the table."""
+    rows: list[tuple[str, ...]] = []
     decode = report.get("decode")
     if decode is not None:
-        page = decode["page"]
-        gc_state = "" if decode["cyclic_gc_during_samples"] else ", GC off"
-        table.add_row(f"[bold]1. page decode[/bold] (CPU only, N={decode['runs']}{gc_state})")
+        rows.append((f"[bold]page decode[/bold] (CPU only, 1 page, N={decode['runs']})",))
         base = decode["variants"]["baseline"]["median_ms"]
-        for variant in decode["variants"].values():
-            table.add_row(
-                f"  {variant['label']}",
-                f"{variant['median_ms']:.1f} ms",
-                f"{variant['min_ms']:.1f} .. {variant['max_ms']:.1f}",
-                f"{variant['records_per_s']:,.0f}",
-                f"{variant['median_ms'] / base:.3f}",
+        for v in decode["variants"].values():
+            rows.append(
+                (
+                    f"  {v['label']}",
+                    f"{v['median_ms']:.1f} ms ({v['records_per_s']:,.0f} rec/s)",
+                    f"{v['min_ms']:.1f} .. {v['max_ms']:.1f} ms",
+                    f"{base / v['median_ms']:.1f}x",
+                )
             )
-
     http = report.get("pipeline")
     if http is not None:
-        table.add_row()
-        table.add_row(f"[bold]2. HTTP read pipeline[/bold] (N={http['runs']})")
+        rows.append((f"[bold]local-stack drain[/bold] ({http['items']} items, N={http['runs']})",))
         base = http["readers"]["boto3"]["median_s"]
-        for reader in http["readers"].values():
-            table.add_row(
-                f"  {reader['label']} ({reader['pages']} pages)",
-                f"{reader['median_s'] * 1e3:.0f} ms",
-                f"{reader['min_s'] * 1e3:.0f} .. {reader['max_s'] * 1e3:.0f}",
-                f"{reader['records_per_s']:,.0f}",
-                f"{reader['median_s'] / base:.3f}",
+        for r in http["readers"].values():
+            rows.append(
+                (
+                    f"  {r['label']}",
+                    f"{r['median_s'] * 1e3:.0f} ms ({r['records_per_s']:,.0f} rec/s)",
+                    f"{r['min_s'] * 1e3:.0f} .. {r['max_s'] * 1e3:.0f} ms",
+                    f"{base / r['median_s']:.1f}x",
+                )
             )
-    console.print(table)
+    tput = report.get("throughput")
+    if tput is not None:
+        rows.append(
+            (
+                f"[bold]1. throughput, one core[/bold] ({tput['shards']} shards, "
+                f"{tput['window_s']:.0f} s windows, N={tput['repeats']})",
+            )
+        )
+        targets = tput["targets"]
+        for key, v in tput["variants"].items():
+            target, met = ("", None)
+            if key == "shardline_b":
+                target, met = ">= 8x, >= 30,000/s", targets["met_ratio"] and targets["met_rate"]
+            rows.append(
+                (
+                    f"  {v['label']}",
+                    f"{v['records_per_s']:,.0f} rec/s",
+                    f"{v['min']:,.0f} .. {v['max']:,.0f}; cpu {v['cpu_share']:.0%}",
+                    f"{v['x_baseline']:.1f}x",
+                    target,
+                    _yes(met),
+                )
+            )
+    latency = report.get("latency")
+    if latency is not None:
+        rows.append((f"[bold]2. end-to-end latency[/bold] ({latency['duration_s']:.0f} s each)",))
+        for run in latency["runs"]:
+            t = run["targets"]
+            rows.append(
+                (
+                    f"  idle {run['idle_s'] * 1e3:.0f} ms: p50 / p95 / p99",
+                    f"{run['p50_ms']:.0f} / {run['p95_ms']:.0f} / {run['p99_ms']:.0f} ms",
+                    f"n={run['stamped_seen']}; busy shard p50 {run['busy_shard_p50_ms']:.0f} ms",
+                    "",
+                    f"p50 <= {t['p50_ms']:.0f}, p99 <= {t['p99_ms']:.0f}",
+                    _yes(t["met"]),
+                )
+            )
+    handoff = report.get("handoff")
+    if handoff is not None:
+        rows.append((f"[bold]3. handoff[/bold] (2 workers, {handoff['shards']} shards)",))
+        for name in ("SIGTERM", "SIGKILL"):
+            h = handoff[name]
+            trials = [r for r in handoff["trials"] if r["signal"] == name]
+            figure = "-" if h["median_s"] is None else f"{h['median_s']:.2f} s (median)"
+            rows.append(
+                (
+                    f"  {name}: until the other worker has every shard",
+                    figure,
+                    f"max {h['max_s'] or 0:.2f} s; {len(trials)} trial(s), "
+                    f"{sum(r['shards_moved'] for r in trials)} shards moved",
+                    "",
+                    f"<= {h['target_s']:.0f} s",
+                    _yes(h["met"]),
+                )
+            )
+    many = report.get("many")
+    if many is not None:
+        rows.append((f"[bold]4. {many['shards']} idle shards[/bold], one worker",))
+        rows.append(
+            (
+                "  CPU share of one core / peak RSS",
+                f"{many['cpu_share']:.0%} / {many['rss_peak_mb']:.0f} MB",
+                f"{many['get_records_per_s']:,.0f} GetRecords/s; lost {many['leases_lost']:.0f}",
+                "",
+                "<= 25%, <= 250 MB",
+                _yes(many["targets"]["met"]),
+            )
+        )
+    memory = report.get("memory")
+    if memory is not None:
+        rows.append(
+            (
+                f"[bold]5. bounded memory[/bold] ({memory['shards']} shards, backlog, "
+                f"handler sleeps {memory['handler_sleep_s']:.0f} s)",
+            )
+        )
+        rows.append(
+            (
+                "  RSS first third / last third / peak",
+                f"{memory['rss_first_third_median_mb']:.0f} / "
+                f"{memory['rss_last_third_median_mb']:.0f} / {memory['rss_peak_mb']:.0f} MB",
+                f"{memory['window_s']:.0f} s, {memory['records_delivered']:,} records",
+                "",
+                "flat",
+                _yes(
+                    memory["rss_last_third_median_mb"] <= 1.1 * memory["rss_first_third_median_mb"]
+                ),
+            )
+        )
+    startup = report.get("startup")
+    if startup is not None:
+        rows.append((f"[bold]6. start-up[/bold] (N={startup['runs']})",))
+        rows.append(
+            (
+                "  shardline --help",
+                f"{startup['help_median_ms']:.0f} ms",
+                f"{startup['help_min_ms']:.0f} .. {startup['help_max_ms']:.0f} ms; bare "
+                f"python {startup['python_bare_median_ms']:.0f} ms",
+                "",
+                "<= 300 ms",
+                _yes(startup["targets"]["met"]),
+            )
+        )
+    return rows
 
+
+def render(report: dict[str, Any], console: Console) -> None:
+    pin = report["pinning"]
+    where = f"CPU {pin['cpu']}" if pin["pinned"] else f"not pinned ({pin['reason']})"
+    info = report["machine"]
+    load = report["load_average"]
+    console.print(
+        f"shardline bench {report['created_utc']} | python {info['python']} | "
+        f"{info['platform']} | {info['cpu_count']} CPUs | consumer {where} | load average "
+        f"{load['before'][0]:.2f} before, {load['after'][0]:.2f} after"
+    )
+    table = Table(box=box.SIMPLE_HEAD, show_header=True, header_style="bold")
+    for name, justify in (
+        ("benchmark", "left"),
+        ("result", "right"),
+        ("spread / detail", "right"),
+        ("vs baseline", "right"),
+        ("target", "left"),
+        ("met", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in _rows(report):
+        table.add_row(*row)
+    console.print(table)
+    decode = report.get("decode")
     if decode is not None:
         page = decode["page"]
         same = "equal" if decode["same_decoding"] else "DIFFERENT (check the decoders!)"
         console.print(
-            f"decode: one page of {page['records']} MODIFY records with both images, "
+            f"decode page: {page['records']} MODIFY records with both images, "
             f"{page['body_bytes'] / 1e6:.1f} MB; avg item {page['avg_item_size_bytes']:.0f} B "
-            f"({page['avg_new_image_json_bytes']:.0f} B as DynamoDB JSON). NewImages from "
-            f"both decoders are {same}.\n"
-            f"        shardline(b)/baseline = {decode['ratio_shardline_b_over_baseline']:.3f}"
-            f" ({decode['speedup']:.1f}x faster)."
-        )
-    if http is not None:
-        console.print(
-            f"http:   drain {http['items']} INSERT records (NewImage only) from "
-            f"{http['shards']} shards (a split); timed per full drain.\n"
-            f"        shardline/boto3 = {http['ratio_shardline_over_baseline']:.3f}"
-            f" ({http['speedup']:.1f}x faster). Note: {http['note']}."
+            f"({page['avg_new_image_json_bytes']:.0f} B as DynamoDB JSON); decoders agree: {same}."
         )
     console.print(
-        "x baseline = time / baseline time in this run (lower is better). "
-        f"JSON: {report['files'][0]} (and latest.json)"
+        "vs baseline = baseline time / time, or rate / baseline rate, in this run (higher is "
+        f"faster). {report['total_seconds']:.0f} s. JSON: {report['files'][0]} (and latest.json)"
     )
 
 
@@ -292,6 +421,7 @@ def write_json(report: dict[str, Any], stamp: str) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     pinning = pin_to_one_core(not args.no_pin)
     use_dummy_credentials()
     random.seed(args.seed)
@@ -303,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": shlex.join([sys.executable, *sys.argv]),
         "settings": {
             "quick": args.quick,
+            "sections": args.sections,
             "runs": args.runs,
             "http_runs": args.http_runs,
             "items": args.items,
@@ -312,16 +443,50 @@ def main(argv: list[str] | None = None) -> int:
         },
         "machine": machine(),
         "pinning": pinning,
+        "load_average": {"before": list(os.getloadavg())},
         "versions": versions(),
         "git_commit": git_commit(),
     }
-    report["decode"] = decode_section(args)
-    if not args.skip_http:
+    console = Console(width=max(175, shutil.get_terminal_size().columns))
+    if "decode" in args.sections:
+        report["decode"] = decode_section(args)
+    if "drain" in args.sections:
         report["pipeline"] = pipeline_section(args)
+    if allowed is not None:
+        os.sched_setaffinity(0, allowed)  # the other sections pin their own processes
+    for name in ("throughput", "latency", "handoff", "many", "memory", "startup"):
+        if name in args.sections:
+            console.print(f"[dim]running {name} ...[/dim]")
+            report[name] = process_section(name, args.quick)
+    report["load_average"]["after"] = list(os.getloadavg())
     report["total_seconds"] = time.perf_counter() - started
     write_json(report, now.strftime("%Y%m%dT%H%M%SZ"))
-    render(report, Console(width=max(110, shutil.get_terminal_size().columns)))
+    render(report, console)
     return 0
+
+
+def process_section(name: str, quick: bool) -> dict[str, Any]:
+    """Run one of the multi-process sections (each starts and stops its own servers)."""
+    if name == "throughput":
+        from throughput import run_throughput
+
+        return run_throughput(quick)
+    if name == "latency":
+        from latency import run_latency
+
+        return run_latency(quick)
+    if name == "handoff":
+        from handoff import run_handoff
+
+        return run_handoff(quick)
+    import resources
+
+    runner = {
+        "many": resources.run_many_shards,
+        "memory": resources.run_bounded_memory,
+        "startup": resources.run_startup,
+    }[name]
+    return runner(quick)
 
 
 if __name__ == "__main__":

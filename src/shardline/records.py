@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import base64
 import decimal
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,36 +44,6 @@ _to_decimal = NUMBER_CONTEXT.create_decimal
 _b64decode = base64.b64decode
 
 
-def _decode_map(value: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: decode_value(av) for name, av in value.items()}
-
-
-def _decode_list(value: list[Any]) -> list[Any]:
-    return [decode_value(av) for av in value]
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _null(value: Any) -> None:
-    return None
-
-
-_DECODERS: dict[str, Callable[[Any], Any]] = {
-    "S": _identity,
-    "N": _to_decimal,
-    "B": _b64decode,
-    "BOOL": _identity,
-    "NULL": _null,
-    "M": _decode_map,
-    "L": _decode_list,
-    "SS": set,
-    "NS": lambda values: {_to_decimal(v) for v in values},
-    "BS": lambda values: {_b64decode(v) for v in values},
-}
-
-
 def decode_value(av: Mapping[str, Any]) -> Any:
     """Decode one DynamoDB-JSON attribute value such as ``{"N": "1.5"}``.
 
@@ -81,14 +51,33 @@ def decode_value(av: Mapping[str, Any]) -> Any:
     attribute value that is not a one-entry mapping). A malformed number raises
     :class:`decimal.InvalidOperation`.
     """
-    if len(av) != 1:
-        raise ValueError(f"a DynamoDB attribute value has exactly one type tag, got {list(av)!r}")
-    for tag, value in av.items():
-        decoder = _DECODERS.get(tag)
-        if decoder is None:
+    # The hot path of every image: the tests are inlined and ordered by how often each
+    # tag occurs (S, N, M, L first), which is 6-13% faster than a table of decoder
+    # functions (docs/performance.md).
+    if len(av) == 1:
+        for tag, value in av.items():
+            if tag == "S":
+                return value
+            if tag == "N":
+                return _to_decimal(value)
+            if tag == "M":
+                return {name: decode_value(item) for name, item in value.items()}
+            if tag == "L":
+                return [decode_value(item) for item in value]
+            if tag == "BOOL":
+                return value
+            if tag == "NULL":
+                return None
+            if tag == "B":
+                return _b64decode(value)
+            if tag == "SS":
+                return set(value)
+            if tag == "NS":
+                return {_to_decimal(item) for item in value}
+            if tag == "BS":
+                return {_b64decode(item) for item in value}
             raise ValueError(f"unknown DynamoDB attribute type {tag!r}")
-        return decoder(value)
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise ValueError(f"a DynamoDB attribute value has exactly one type tag, got {list(av)!r}")
 
 
 def decode_item(item: Mapping[str, Any]) -> dict[str, Any]:
