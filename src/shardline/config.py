@@ -52,6 +52,7 @@ class ConsumerConfig:
     retry_max_delay: float = 30.0
     processor_threads: int = 32
     call_process_records_even_for_empty_list: bool = False
+    lease_scan_interval: float | None = None
     processor_timeout: float | None = 300.0
     cleanup_leases: bool = True
     aws: AwsSettings = field(default_factory=AwsSettings)
@@ -86,6 +87,8 @@ class ConsumerConfig:
             raise ConfigError("worker id must be 1..256 characters")
         if self.processor_timeout is not None and self.processor_timeout <= 0:
             raise ConfigError("processor timeout must be positive (or None for no warning)")
+        if self.lease_scan_interval is not None and self.lease_scan_interval < 0.1:
+            raise ConfigError("lease scan interval must be at least 0.1 seconds")
         if self.processor_threads < 1:
             raise ConfigError("processor threads must be at least 1")
 
@@ -101,12 +104,16 @@ class ConsumerConfig:
 
     @property
     def take_interval(self) -> float:
-        """How often the lease table is scanned for expired leases and imbalance.
+        """How often the lease table is scanned for expired and released leases.
 
-        KCL scans every 2 x failover; shardline scans every failover/4 so a dead
-        worker's leases are taken within failover + failover/4 of its last renewal.
+        KCL scans every 2 x failover. shardline scans every failover/4, at most every
+        second, unless ``lease_scan_interval`` says otherwise: a released lease (SIGTERM)
+        is taken within about a second, a dead worker's within failover + 1 s. Each scan
+        is one consistent Scan of the lease table.
         """
-        return max(self.failover_time / 4, 0.25)
+        if self.lease_scan_interval is not None:
+            return self.lease_scan_interval
+        return min(max(self.failover_time / 4, 0.25), 1.0)
 
     def with_changes(self, **changes: Any) -> ConsumerConfig:
         """A copy with some fields changed, validated again."""

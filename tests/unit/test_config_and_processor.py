@@ -37,6 +37,9 @@ def test_lease_table_defaults_to_application() -> None:
     assert config.lease_table_name == "orders-sync"
     assert config.with_changes(lease_table="other").lease_table_name == "other"
     assert config.renew_interval == pytest.approx(10 / 3 - 0.025)
+    assert config.take_interval == 1.0
+    assert config.with_changes(failover_time=2.0).take_interval == 0.5
+    assert config.with_changes(lease_scan_interval=5.0).take_interval == 5.0
 
 
 def test_processor_factory_adapts_functions_and_classes() -> None:
