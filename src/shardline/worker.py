@@ -60,6 +60,7 @@ class Worker:
         self._followed: FollowedStreams | None = None
         self._sync_now = asyncio.Event()
         self._failures: dict[str, int] = {}
+        self._stopping = asyncio.Event()
         self._ownership_checked = False
         self.started = asyncio.Event()
 
@@ -128,6 +129,7 @@ class Worker:
         if coordinator is None:
             return
         coordinator.stop_taking()
+        self._stopping.set()
         for running in list(self._running.values()):
             running.consumer.request_shutdown()
         tasks = [r.task for r in self._running.values()]
@@ -302,7 +304,10 @@ class Worker:
         if reason == "failed":
             failures = self._failures.get(shard_id, 0) + 1
             self._failures[shard_id] = failures
-            await asyncio.sleep(min(2 ** (failures - 1), 60))
+            try:  # hold the lease for a backoff, but not past a shutdown
+                await asyncio.wait_for(self._stopping.wait(), min(2 ** (failures - 1), 60))
+            except TimeoutError:
+                pass
         else:
             self._failures.pop(shard_id, None)
         if reason != "lease-lost":
