@@ -83,8 +83,9 @@ def test_lease_table_faults(local: LocalStreams) -> None:
     write(table, 10, 1)
     table.split()
     local.faults.add(f"throttle:ops=writes:table={app}:rate=0.2")
-    local.faults.add(f"race:ops=UpdateItem:table={app}:rate=0.05")
-    local.faults.add(f"race:ops=UpdateItem:table={app}:rate=0.05:applied=1")
+    # bursts, so that races surely happen in a short run (a rate may not fire at all)
+    local.faults.add(f"race:ops=UpdateItem:table={app}:rate=1:count=2")
+    local.faults.add(f"race:ops=UpdateItem:table={app}:rate=1:count=2:applied=1")
     local.faults.add(f"error:ops=UpdateItem,PutItem:table={app}:rate=0.05:applied=1")
     try:
         with local.consume(lambda records: None, table, application=app) as run:
