@@ -8,7 +8,6 @@ Imports are lazy so `shardline --help` stays fast.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import logging
 import os
@@ -24,6 +23,11 @@ EXIT_USAGE = 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    if "run" in words or "multilang" in words:
+        from shardline import early_signals
+
+        early_signals.install()  # before anything slow: SIGTERM now means a clean stop
     args = _parser().parse_args(argv)
     _setup_logging(args.log_level, getattr(args, "log_format", "text"))
     from shardline.errors import (
@@ -239,6 +243,8 @@ def load_processor(spec: str) -> object:
 
 
 def _status(args: argparse.Namespace) -> int:
+    import asyncio
+
     from shardline.status import gather_status
 
     stream_arn, rows = asyncio.run(

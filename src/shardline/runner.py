@@ -19,6 +19,7 @@ import os
 import signal
 from typing import TYPE_CHECKING, Any
 
+from shardline import early_signals
 from shardline.config import ConsumerConfig
 from shardline.metrics import Metrics
 from shardline.processor import ProcessorFactory, processor_factory
@@ -132,3 +133,6 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    early = early_signals.noted()
+    if early is not None:
+        on_signal(early)  # it arrived while the worker was starting

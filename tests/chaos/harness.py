@@ -20,6 +20,7 @@ import boto3
 from shardline.local.control import LocalControl
 from tests.chaos.checks import Stop
 
+MIN_AGE = 0.5  # seconds a worker lives before the driver may signal it
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {
     **os.environ,
@@ -88,6 +89,10 @@ class ChaosWorker:
             command, env=env, cwd=ROOT, stdout=self._log, stderr=self._log
         )
         self.pid = str(self.process.pid)
+        self.started = time.monotonic()
+
+    def age(self) -> float:
+        return time.monotonic() - self.started
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -204,6 +209,10 @@ class Driver(threading.Thread):
             self._add()
 
     def stop_all(self) -> None:
+        # a signal within the interpreter's first milliseconds kills it before any
+        # handler exists; give the youngest worker that long
+        youngest = min((w.age() for w in self.alive()), default=MIN_AGE)
+        time.sleep(max(0.0, MIN_AGE - youngest))
         for worker in self.alive():
             worker.process.send_signal(signal.SIGTERM)
         for worker in list(self.workers):
@@ -221,7 +230,8 @@ class Driver(threading.Thread):
 
     def _victim(self) -> ChaosWorker | None:
         alive = self.alive()
-        return self.rng.choice(alive) if len(alive) > 1 else None
+        grown = [w for w in alive if w.age() >= MIN_AGE]
+        return self.rng.choice(grown) if len(alive) > 1 and grown else None
 
     def _kill(self) -> None:
         self._signal(signal.SIGKILL)

@@ -141,6 +141,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         values["faults fired"] = ", ".join(f"{k} {v}" for k, v in sorted(fired.items()))
         values["driver actions"] = ", ".join(f"{k} {v}" for k, v in sorted(driver.actions.items()))
         values["drain after writes (s)"] = round(drain_seconds, 1)
+        values["SIGTERM exit codes (driver / final)"] = (
+            f"{sorted(set(driver.term_codes), key=str)} / {sorted(set(driver.exit_codes), key=str)}"
+        )
         values["SIGTERM exits not 0"] = sum(
             1 for c in driver.term_codes + driver.exit_codes if c != 0
         )

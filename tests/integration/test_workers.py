@@ -146,3 +146,16 @@ def test_second_signal_exits_at_once(local_stack: Any, tmp_path: Path) -> None:
         assert worker.wait(timeout=10) == 128 + signal.SIGTERM
     finally:
         worker.stop()
+
+
+def test_sigterm_while_starting_exits_cleanly(local_stack: Any, tmp_path: Path) -> None:
+    endpoint = local_stack.endpoint_url
+    table, app = unique("early"), unique("app")
+    create_stream_table(endpoint, table)
+    worker = WorkerProcess(endpoint, table, app, "early", str(tmp_path / "records.txt"))
+    try:
+        time.sleep(0.4)  # after the CLI started, most likely before the event loop runs
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0, worker.log_text()
+    finally:
+        worker.stop()
