@@ -138,3 +138,18 @@ async def test_failing_batch_is_retried_never_skipped(local_stack: Any) -> None:
     await asyncio.wait_for(task, 30)
     assert failures[0] == 0
     assert_per_key_order(events)
+
+
+async def test_a_signal_noted_during_start_up_is_a_clean_stop(
+    local_stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from shardline import early_signals
+
+    table = unique("early")
+    create_stream_table(local_stack.endpoint_url, table)
+    monkeypatch.setattr(early_signals, "_noted", signal.SIGTERM)
+    consumer = consumer_for(local_stack, table, recorder([]))
+    await asyncio.wait_for(consumer.run_async(handle_signals=True), 30)
+    assert consumer.worker.started.is_set(), "it started, then stopped gracefully"
