@@ -103,6 +103,8 @@ class ShardConsumer:
         self._executor = executor
         self._settings = settings
         self._metrics = metrics or Metrics()
+        self._iterator_age = self._metrics.iterator_age.labels(lease.key)
+        self._millis_behind = 0  # age of the newest record of the last page read
         self._counts_own_invocations = bool(getattr(processor, "counts_invocations", False))
         self._lost = asyncio.Event()
         self._stop = asyncio.Event()
@@ -185,8 +187,7 @@ class ShardConsumer:
                 self.shard_id,
                 self._position or self.lease.checkpoint,
             )
-            self.trim_events += 1
-            self._metrics.records_possibly_lost.inc()
+            self._count_possible_loss()
         await self._end_shard()
         return "shard-ended"
 
@@ -266,7 +267,8 @@ class ShardConsumer:
             )
             self._metrics.get_records_latency.observe(time.monotonic() - started)
             self._metrics.records_polled.inc(len(page.records))
-            self._metrics.iterator_age.labels(self.shard_id).set(_millis_behind_raw(page.records))
+            self._millis_behind = _millis_behind(page.records)
+            self._iterator_age.set(self._millis_behind)
             return page
         except ExpiredIteratorError:
             log.info(
@@ -286,18 +288,20 @@ class ShardConsumer:
             after,
         )
         self._trim_gap_after = after
+        self._count_possible_loss()
+        self._position = None
+
+    def _count_possible_loss(self) -> None:
         self.trim_events += 1
         self._metrics.records_possibly_lost.inc()
-        self._position = None
 
     def _fresh_records(self, page: RecordsPage) -> list[StreamRecord]:
         """Wrap the page's records, dropping any at or below what was already fetched."""
+        raws = page.records
         floor = int(self._position) if self._position and self._position.isdigit() else -1
-        records = [
-            StreamRecord(raw, self.shard_id)
-            for raw in page.records
-            if int(raw["dynamodb"]["SequenceNumber"]) > floor
-        ]
+        if raws and int(raws[0]["dynamodb"]["SequenceNumber"]) <= floor:
+            raws = [raw for raw in raws if int(raw["dynamodb"]["SequenceNumber"]) > floor]
+        records = [StreamRecord(raw, self.shard_id) for raw in raws]
         if records:
             self._position = records[-1].sequence_number
             if self._trim_gap_after is not None:
@@ -323,7 +327,7 @@ class ShardConsumer:
             if records:
                 self._checkpointer.delivered_up_to(records[-1].sequence_number)
             batch = ProcessRecordsInput(
-                self.shard_id, records, self._checkpointer, _millis_behind(records)
+                self.shard_id, records, self._checkpointer, self._millis_behind
             )
             if records and not self._counts_own_invocations:
                 self._metrics.invocations.inc()
@@ -451,11 +455,7 @@ class ShardConsumer:
             log.exception("shard %s: processor hook %s failed", self.shard_id, method.__name__)
 
 
-def _millis_behind(records: list[StreamRecord]) -> int:
-    return _millis_behind_raw([r.raw for r in records[-1:]])
-
-
-def _millis_behind_raw(records: list[dict[str, Any]]) -> int:
+def _millis_behind(records: list[dict[str, Any]]) -> int:
     """Age of the newest record (0 for an empty page: the reader is at the tip)."""
     if not records:
         return 0
