@@ -6,8 +6,9 @@ imported lazily so that `shardline --help` does not pay for aiohttp and botocore
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shardline._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -65,10 +66,4 @@ if TYPE_CHECKING:
     from shardline.streams.aws import AwsSettings
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shardline' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

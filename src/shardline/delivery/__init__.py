@@ -14,8 +14,9 @@ See ``docs/delivery.md`` for every control and its exact behaviour.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shardline._lazy import lazy_getattr
 
 _EXPORTS = {
     "DeliveryConfig": "shardline.delivery.config",
@@ -45,10 +46,4 @@ if TYPE_CHECKING:
     from shardline.delivery.wrap import fail_fast, wrap_processor
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shardline.delivery' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

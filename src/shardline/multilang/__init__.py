@@ -12,8 +12,9 @@ Names are imported lazily so that ``shardline --help`` stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shardline._lazy import lazy_getattr
 
 _EXPORTS = {
     "ChildFailedError": "shardline.multilang.child",
@@ -45,10 +46,4 @@ if TYPE_CHECKING:
     from shardline.multilang.settings import ChildSettings, DaemonSettings, build_settings
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shardline.multilang' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
