@@ -15,7 +15,7 @@ Lambda's rules, applied to one batch of one lane:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -112,7 +112,7 @@ def _halves(records: list[T]) -> tuple[list[T], list[T]]:
     return records[:middle], records[middle:]
 
 
-def expired_prefix(created: Sequence[float], now: float, maximum_age: int) -> int:
+def expired_prefix(created: Iterable[float], now: float, maximum_age: int) -> int:
     """How many leading records are older than ``maximum_age`` seconds (-1: none)."""
     if maximum_age == -1:
         return 0

@@ -166,13 +166,12 @@ class DeliveryProcessor(AsyncRecordProcessor):
 
     def _accept(self, records: list[StreamRecord]) -> None:
         last = self._frontier.last_registered
-        fresh = [r for r in records if last is None or int(r.sequence_number) > int(last)]
+        floor = -1 if last is None else int(last)
+        fresh = [r for r in records if int(r.sequence_number) > floor]
         if not fresh:
             return
         self._frontier.register(r.sequence_number for r in fresh)
-        arn = resolve_arn(self._settings.stream_arn)
-        filters = self.config.filters
-        passed = [r for r in fresh if not filters or filters.matches(lambda_record(r.raw, arn))]
+        passed = self._filtered(fresh)
         if len(passed) < len(fresh):
             kept = {r.sequence_number for r in passed}
             self._metrics.records_filtered_out.inc(len(fresh) - len(passed))
@@ -304,9 +303,16 @@ class DeliveryProcessor(AsyncRecordProcessor):
                 await self._sleep(self._backoff(plan.failures))
             queue[0:0] = plan.next
 
+    def _filtered(self, records: list[StreamRecord]) -> list[StreamRecord]:
+        filters = self.config.filters
+        if not filters:
+            return records
+        arn = resolve_arn(self._settings.stream_arn)
+        return [r for r in records if filters.matches(lambda_record(r.raw, arn))]
+
     async def _drop_expired(self, attempt: Attempt[StreamRecord]) -> Attempt[StreamRecord]:
         count = expired_prefix(
-            [_created(r) for r in attempt.records],
+            (_created(r) for r in attempt.records),
             self._now(),
             self.config.maximum_record_age_in_seconds,
         )
