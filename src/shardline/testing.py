@@ -84,7 +84,6 @@ class LocalStreams:
         its keyword arguments: ``faults``, ``iterator_ttl``, ``retention``, ...)."""
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-        options.setdefault("port", 0)
         return cls(LocalStack(**options).start())
 
     def close(self) -> None:

@@ -25,12 +25,12 @@ import orjson
 from shardline.local import patch
 from shardline.local.faults import HTTP_KINDS, STREAMS_OPERATIONS, FaultRule
 from shardline.local.graph import GraphError
+from shardline.streams.aws import JSON_CONTENT_TYPE, TARGET_PREFIXES
 
 log = logging.getLogger(__name__)
 
-STREAMS_TARGET_PREFIX = "DynamoDBStreams_20120810."
+STREAMS_TARGET_PREFIX = TARGET_PREFIXES["dynamodbstreams"] + "."
 CONTROL_PREFIX = "/_shardline/"
-_JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/")
 _STATUS_TEXT = {
     200: "200 OK",
@@ -168,7 +168,7 @@ def _respond(start_response: StartResponse, status: int, body: bytes) -> list[by
     start_response(
         _STATUS_TEXT[status],
         [
-            ("Content-Type", _JSON_CONTENT_TYPE),
+            ("Content-Type", JSON_CONTENT_TYPE),
             ("Content-Length", str(len(body))),
             ("x-amzn-RequestId", uuid.uuid4().hex),
         ],

@@ -358,6 +358,14 @@ class Caller:
     region: str
 
 
+_HANDLERS = {
+    "DescribeStream": "describe_stream",
+    "ListStreams": "list_streams",
+    "GetShardIterator": "get_shard_iterator",
+    "GetRecords": "get_records",
+}
+
+
 class StreamsApi:
     """The DynamoDB Streams operations, answered from the shard graphs as JSON bytes."""
 
@@ -391,12 +399,9 @@ class StreamsApi:
 
     def handle(self, operation: str, body: bytes, caller: Caller) -> bytes:
         """Answer one request; raises :class:`GraphError` subclasses for AWS errors."""
-        handler = {
-            "DescribeStream": self.describe_stream,
-            "ListStreams": self.list_streams,
-            "GetShardIterator": self.get_shard_iterator,
-            "GetRecords": self.get_records,
-        }.get(operation)
+        handler: Callable[[dict[str, Any], Caller], bytes] | None = getattr(
+            self, _HANDLERS.get(operation, ""), None
+        )
         if handler is None:
             raise InvalidRequestError(f"Unknown operation: {operation}")
         params = _params(body)

@@ -179,7 +179,7 @@ class StreamsClient:
             "DescribeStream",
             params,
             "ExclusiveStartShardId",
-            lambda a: _description(a).get("LastEvaluatedShardId"),
+            lambda page: page.get("LastEvaluatedShardId"),
             unwrap=_description,
         )
 
@@ -194,9 +194,9 @@ class StreamsClient:
         """Yield every page of a paginated call; a cursor that repeats is a service bug."""
         seen: set[str] = set()
         while True:
-            answer = await self._aws.call(operation, params)
-            yield unwrap(answer)
-            cursor = next_cursor(answer)
+            page = unwrap(await self._aws.call(operation, params))
+            yield page
+            cursor = next_cursor(page)
             if not cursor:
                 return
             if cursor in seen:
