@@ -18,6 +18,7 @@ import orjson
 from boto3.dynamodb.types import Binary, TypeDeserializer
 
 from shardline.records import StreamRecord
+from shardline.streams.wire import decode_records_answer
 
 __all__ = ["VARIANTS", "check_same_decoding", "run_decode", "summarize"]
 
@@ -69,20 +70,21 @@ def orjson_only(body: bytes) -> object:
 
 
 def shardline_wrap(body: bytes) -> list[StreamRecord]:
-    """shardline (a): orjson, then one StreamRecord per record; no attribute is decoded."""
-    return [StreamRecord(raw, "shardId-x") for raw in orjson.loads(body)["Records"]]
+    """shardline (a): the GetRecords answer parsed as the consumer does it (msgspec
+    envelope, item maps left as JSON), one StreamRecord per record; nothing decoded."""
+    return [StreamRecord(wire, "shardId-x") for wire in decode_records_answer(body)[0]]
 
 
 def shardline_new_image(body: bytes) -> list[dict[str, Any] | None]:
-    """shardline (b): as (a), then ``.new_image`` of every record (``decode_item``)."""
-    return [StreamRecord(raw, "shardId-x").new_image for raw in orjson.loads(body)["Records"]]
+    """shardline (b): as (a), then ``.new_image`` of every record (parse + ``decode_item``)."""
+    return [StreamRecord(wire, "shardId-x").new_image for wire in decode_records_answer(body)[0]]
 
 
 VARIANTS: dict[str, tuple[str, Decoder]] = {
     "botocore_parse": ("botocore parser only", botocore_parse),
     "baseline": ("baseline: botocore parser + TypeDeserializer", baseline),
     "orjson_loads": ("orjson.loads only", orjson_only),
-    "shardline_a": ("shardline (a): orjson + StreamRecord", shardline_wrap),
+    "shardline_a": ("shardline (a): envelope + StreamRecord", shardline_wrap),
     "shardline_b": ("shardline (b): (a) + .new_image", shardline_new_image),
 }
 

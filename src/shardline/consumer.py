@@ -38,6 +38,7 @@ from shardline.processor import (
 from shardline.records import StreamRecord
 from shardline.streams.client import StreamsClient
 from shardline.streams.model import RecordsPage
+from shardline.streams.wire import WireRecord
 
 log = logging.getLogger("shardline.consumer")
 T = TypeVar("T")
@@ -297,11 +298,11 @@ class ShardConsumer:
 
     def _fresh_records(self, page: RecordsPage) -> list[StreamRecord]:
         """Wrap the page's records, dropping any at or below what was already fetched."""
-        raws = page.records
+        wires = page.records
         floor = int(self._position) if self._position and self._position.isdigit() else -1
-        if raws and int(raws[0]["dynamodb"]["SequenceNumber"]) <= floor:
-            raws = [raw for raw in raws if int(raw["dynamodb"]["SequenceNumber"]) > floor]
-        records = [StreamRecord(raw, self.shard_id) for raw in raws]
+        if wires and int(wires[0].dynamodb.SequenceNumber) <= floor:
+            wires = [wire for wire in wires if int(wire.dynamodb.SequenceNumber) > floor]
+        records = [StreamRecord(wire, self.shard_id) for wire in wires]
         if records:
             self._position = records[-1].sequence_number
             if self._trim_gap_after is not None:
@@ -455,11 +456,11 @@ class ShardConsumer:
             log.exception("shard %s: processor hook %s failed", self.shard_id, method.__name__)
 
 
-def _millis_behind(records: list[dict[str, Any]]) -> int:
+def _millis_behind(records: list[WireRecord]) -> int:
     """Age of the newest record (0 for an empty page: the reader is at the tip)."""
     if not records:
         return 0
-    created = records[-1].get("dynamodb", {}).get("ApproximateCreationDateTime")
+    created = records[-1].dynamodb.ApproximateCreationDateTime
     if created is None:
         return 0
-    return max(0, int((time.time() - float(created)) * 1000))
+    return max(0, int((time.time() - created) * 1000))

@@ -29,6 +29,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from shardline.streams.wire import WireRecord, encode_record, load_map, record_from_mapping
+
 __all__ = ["NUMBER_CONTEXT", "StreamRecord", "decode_item", "decode_value"]
 
 #: DynamoDB numbers carry up to 38 significant digits. Any number the service sends
@@ -91,88 +95,105 @@ _UNSET: Any = object()
 class StreamRecord:
     """One DynamoDB Streams record, decoded lazily.
 
-    ``raw`` is the wire dict (``eventID``, ``eventName``, ``dynamodb``, ...) and
-    ``shard_id`` the shard it was read from. Images are decoded on first access and
-    cached; everything else is read straight from ``raw``.
+    ``shard_id`` is the shard it was read from. The consumer builds records from the
+    parsed GetRecords answer (:class:`~shardline.streams.wire.WireRecord`), whose item
+    maps are still JSON text; ``StreamRecord(raw_dict, shard_id)`` builds one from a
+    record dict in the service's JSON form (tests, fixtures). Images are parsed and
+    decoded on first access and cached. A record refers to the bytes of the answer it
+    came from (at most 1 MB a page), which stay in memory while the record does.
     """
 
-    __slots__ = ("_keys", "_new_image", "_old_image", "raw", "shard_id")
+    __slots__ = ("_keys", "_new_image", "_old_image", "_raw", "shard_id", "wire")
 
-    raw: dict[str, Any]
+    wire: WireRecord
     shard_id: str
 
-    def __init__(self, raw: dict[str, Any], shard_id: str) -> None:
-        self.raw = raw
+    def __init__(self, raw: WireRecord | Mapping[str, Any], shard_id: str) -> None:
+        """Raises :class:`ValueError` for a dict that is not a stream record."""
+        self.wire = raw if isinstance(raw, WireRecord) else record_from_mapping(raw)
         self.shard_id = shard_id
         self._keys: dict[str, Any] = _UNSET
         self._new_image: dict[str, Any] | None = _UNSET
         self._old_image: dict[str, Any] | None = _UNSET
+        self._raw: dict[str, Any] = _UNSET
 
     @property
-    def _ddb(self) -> dict[str, Any]:
-        ddb: dict[str, Any] = self.raw["dynamodb"]
-        return ddb
+    def raw(self) -> dict[str, Any]:
+        """The record in the service's JSON form, as a dict (built on first access)."""
+        if self._raw is _UNSET:
+            self._raw = orjson.loads(encode_record(self.wire))
+        return self._raw
+
+    @property
+    def raw_json(self) -> bytes:
+        """The record in the service's JSON form, as bytes."""
+        return encode_record(self.wire)
 
     @property
     def event_id(self) -> str:
         """The record's unique ``eventID``."""
-        value: str = self.raw["eventID"]
-        return value
+        return self.wire.eventID
 
     @property
     def event_name(self) -> str:
         """``INSERT``, ``MODIFY`` or ``REMOVE``."""
-        value: str = self.raw["eventName"]
-        return value
+        return self.wire.eventName
 
     @property
     def sequence_number(self) -> str:
         """The record's sequence number within its shard (a string of digits)."""
-        value: str = self._ddb["SequenceNumber"]
-        return value
+        return self.wire.dynamodb.SequenceNumber
 
     @property
     def keys(self) -> dict[str, Any]:
         """The item's primary key, decoded (cached after the first access)."""
         if self._keys is _UNSET:
-            self._keys = decode_item(self._ddb.get("Keys") or {})
+            self._keys = decode_item(self.keys_json)
         return self._keys
+
+    @property
+    def keys_json(self) -> dict[str, Any]:
+        """The item's primary key in DynamoDB JSON (``{"id": {"S": "a"}}``), not cached."""
+        return load_map(self.wire.dynamodb.Keys) or {}
 
     @property
     def new_image(self) -> dict[str, Any] | None:
         """The item after the change, decoded; ``None`` when the view type omits it."""
         if self._new_image is _UNSET:
-            self._new_image = _decode_optional(self._ddb.get("NewImage"))
+            self._new_image = _decode_optional(load_map(self.wire.dynamodb.NewImage))
         return self._new_image
 
     @property
     def old_image(self) -> dict[str, Any] | None:
         """The item before the change, decoded; ``None`` when the view type omits it."""
         if self._old_image is _UNSET:
-            self._old_image = _decode_optional(self._ddb.get("OldImage"))
+            self._old_image = _decode_optional(load_map(self.wire.dynamodb.OldImage))
         return self._old_image
 
     @property
     def approximate_creation_time(self) -> datetime:
         """When the change was made, in UTC (wire value: epoch seconds, maybe fractional)."""
-        return datetime.fromtimestamp(self._ddb["ApproximateCreationDateTime"], tz=UTC)
+        return datetime.fromtimestamp(self.approximate_creation_seconds, tz=UTC)
+
+    @property
+    def approximate_creation_seconds(self) -> float:
+        """When the change was made, in epoch seconds (0 when the service did not say)."""
+        return float(self.wire.dynamodb.ApproximateCreationDateTime or 0)
 
     @property
     def size_bytes(self) -> int:
-        """The record's size as the service reports it."""
-        return int(self._ddb["SizeBytes"])
+        """The record's size as the service reports it (0 when it did not say)."""
+        return self.wire.dynamodb.SizeBytes or 0
 
     @property
     def stream_view_type(self) -> str | None:
         """``KEYS_ONLY``, ``NEW_IMAGE``, ``OLD_IMAGE`` or ``NEW_AND_OLD_IMAGES``."""
-        value: str | None = self._ddb.get("StreamViewType")
-        return value
+        return self.wire.dynamodb.StreamViewType
 
     @property
     def user_identity(self) -> dict[str, Any] | None:
         """The raw ``userIdentity`` (set for TTL deletions), or ``None``."""
-        value: dict[str, Any] | None = self.raw.get("userIdentity")
-        return value
+        return self.wire.userIdentity
 
     def __repr__(self) -> str:
         return f"StreamRecord({self.event_name} shard={self.shard_id} seq={self.sequence_number})"

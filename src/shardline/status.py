@@ -97,7 +97,7 @@ async def _lag(
         return f"unknown ({type(exc).__name__})", None
     if not page.records:
         return "0", None
-    created = page.records[0].get("dynamodb", {}).get("ApproximateCreationDateTime")
+    created = page.records[0].dynamodb.ApproximateCreationDateTime
     oldest = None if created is None else max(0.0, time.time() - float(created))
     count = len(page.records)
     more = page.next_iterator is not None and count == PAGE

@@ -15,11 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import orjson
 import pytest
 
 from shardline.errors import ConfigError, ResourceNotFoundError
 from shardline.streams.aws import AwsJsonClient, AwsSettings
 from shardline.streams.client import StreamsClient, resolve_stream_arn
+from shardline.streams.wire import WireRecord, encode_record
 
 pytestmark = pytest.mark.integration
 
@@ -113,6 +115,11 @@ async def streams(aws: AwsSettings) -> AsyncIterator[StreamsClient]:
         yield StreamsClient(client)
 
 
+def dicts(records: list[WireRecord]) -> list[dict[str, Any]]:
+    """Wire records back in the service's JSON form."""
+    return [orjson.loads(encode_record(record)) for record in records]
+
+
 def like_boto3(record: dict[str, Any]) -> dict[str, Any]:
     """Our raw wire record as boto3 decodes it: binary values as bytes, times as datetimes."""
 
@@ -182,10 +189,10 @@ async def test_trim_horizon_records_match_boto3(
     )["ShardIterator"]
     theirs = boto_streams.get_records(ShardIterator=their_iterator)["Records"]
     assert len(ours.records) >= len(ITEMS)
-    assert [_normalise_time(like_boto3(r)) for r in ours.records] == [
+    assert [_normalise_time(like_boto3(r)) for r in dicts(ours.records)] == [
         _normalise_time(r) for r in theirs
     ]
-    assert ours.records[0]["dynamodb"]["NewImage"] == {
+    assert dicts(ours.records)[0]["dynamodb"]["NewImage"] == {
         "pk": {"S": "order-0"},
         "n": {"N": "0"},
         "blob": {"B": base64.b64encode(bytes([0, 255])).decode()},
@@ -202,7 +209,7 @@ async def test_pages_of_two_cover_the_shard(streams: StreamsClient, stream_arn: 
         assert len(page.records) <= 2
         if not page.records:
             break
-        keys.extend(r["dynamodb"]["Keys"]["pk"]["S"] for r in page.records)
+        keys.extend(r["dynamodb"]["Keys"]["pk"]["S"] for r in dicts(page.records))
         iterator = page.next_iterator
     assert keys[: len(ITEMS)] == [item["pk"]["S"] for item in ITEMS]
 
@@ -210,13 +217,13 @@ async def test_pages_of_two_cover_the_shard(streams: StreamsClient, stream_arn: 
 async def test_at_and_after_sequence_number(streams: StreamsClient, stream_arn: str) -> None:
     shard_id = await _only_shard(streams, stream_arn)
     start = await streams.get_shard_iterator(stream_arn, shard_id, "TRIM_HORIZON")
-    records = (await streams.get_records(start)).records
+    records = dicts((await streams.get_records(start)).records)
     third = records[2]["dynamodb"]["SequenceNumber"]
 
     at = await streams.get_shard_iterator(stream_arn, shard_id, "AT_SEQUENCE_NUMBER", third)
     after = await streams.get_shard_iterator(stream_arn, shard_id, "AFTER_SEQUENCE_NUMBER", third)
-    assert (await streams.get_records(at, limit=1)).records == records[2:3]
-    assert (await streams.get_records(after, limit=1)).records == records[3:4]
+    assert dicts((await streams.get_records(at, limit=1)).records) == records[2:3]
+    assert dicts((await streams.get_records(after, limit=1)).records) == records[3:4]
 
 
 async def test_latest_sees_only_new_writes(
@@ -231,8 +238,8 @@ async def test_latest_sees_only_new_writes(
         TableName=TABLE, Item={"pk": {"S": "late"}, "n": {"N": "99"}}
     )
     page = await streams.get_records(empty.next_iterator)
-    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in page.records] == ["late"]
-    assert page.records[0]["eventName"] == "INSERT"
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in dicts(page.records)] == ["late"]
+    assert page.records[0].eventName == "INSERT"
 
 
 async def test_resolve_stream_arn(aws: AwsSettings, stream_arn: str) -> None:

@@ -5,11 +5,12 @@ common error). This is the check real AWS would otherwise make.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import botocore.session
+import orjson
 import pytest
 from botocore.credentials import Credentials
 from botocore.validate import validate_parameters
@@ -23,11 +24,29 @@ from shardline.streams.aws import (
     error_from_response,
 )
 from shardline.streams.client import StreamsClient, resolve_stream_arn, validate_stream_arn
+from shardline.streams.wire import encode_record
+
+T = TypeVar("T")
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/things/stream/2024-01-01T00:00:00.000"
 SHARD = "shardId-00000001536019433326-8d6e0a4b"
 CHILD = "shardId-00000001536019433327-aaaaaaaa"
 SEQ = "100000000000000000000000001"
+RECORD = {
+    "eventID": "1",
+    "eventName": "INSERT",
+    "eventVersion": "1.1",
+    "eventSource": "aws:dynamodb",
+    "awsRegion": "us-east-1",
+    "dynamodb": {
+        "SequenceNumber": SEQ,
+        "ApproximateCreationDateTime": 1700000000,
+        "Keys": {"id": {"S": "a"}},
+        "NewImage": {"id": {"S": "a"}, "n": {"N": "1.50"}},
+        "SizeBytes": 20,
+        "StreamViewType": "NEW_IMAGE",
+    },
+}
 
 # Documented errors that every AWS JSON service can return but the models do not list:
 # DynamoDB Developer Guide, "Error handling with DynamoDB" (400: AccessDeniedException,
@@ -74,10 +93,12 @@ class RecordingClient(AwsJsonClient):
         self.answers = {op: list(pages) for op, pages in answers.items()}
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
-    async def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def call_parsed(
+        self, operation: str, params: Mapping[str, Any], parse: Callable[[bytes], T]
+    ) -> T:
         self.sent.append((operation, dict(params)))
         pages = self.answers.get(operation) or [{}]
-        return pages.pop(0) if len(pages) > 1 else pages[0]
+        return parse(orjson.dumps(pages.pop(0) if len(pages) > 1 else pages[0]))
 
 
 def assert_valid(client: RecordingClient) -> None:
@@ -164,10 +185,11 @@ async def test_get_shard_iterator_requests_validate(
 async def test_get_records_request_validates() -> None:
     client = RecordingClient(
         "dynamodbstreams",
-        {"GetRecords": [{"Records": [{"eventID": "1"}], "NextShardIterator": "n"}]},
+        {"GetRecords": [{"Records": [RECORD], "NextShardIterator": "n"}]},
     )
     page = await StreamsClient(client).get_records("it", limit=1000)
-    assert page.next_iterator == "n" and page.records == [{"eventID": "1"}]
+    assert page.next_iterator == "n"
+    assert [orjson.loads(encode_record(record)) for record in page.records] == [RECORD]
     assert_valid(client)
 
 

@@ -26,6 +26,7 @@ from shardline.leases.model import SHARD_END, Lease
 from shardline.processor import FunctionProcessor
 from shardline.records import StreamRecord
 from shardline.streams.model import RecordsPage
+from shardline.streams.wire import record_from_mapping
 
 
 def record(sequence: int) -> dict[str, Any]:
@@ -44,7 +45,7 @@ class ScriptedStreams:
     """Serves one closed shard of records 1..n, two per page; faults on request."""
 
     def __init__(self, n: int) -> None:
-        self.records = [record(i) for i in range(1, n + 1)]
+        self.records = [record_from_mapping(record(i)) for i in range(1, n + 1)]
         self.iterator_requests: list[tuple[str, str | None]] = []
         self.faults: dict[int, Exception] = {}  # position -> error raised once on reading it
         self.trimmed_below = 0

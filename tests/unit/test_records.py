@@ -187,7 +187,8 @@ def test_stream_record_fields() -> None:
         OldImage={"pk": {"S": "user#1"}, "n": {"N": "1"}},
     )
     record = StreamRecord(raw, "shardId-1")
-    assert record.raw is raw
+    assert record.raw == raw
+    assert orjson.loads(record.raw_json) == raw
     assert record.shard_id == "shardId-1"
     assert record.event_id == "e1"
     assert record.event_name == "MODIFY"

@@ -180,7 +180,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
             )
         now = time.monotonic()
         for record in passed:
-            lane = self._lanes[lane_of(record.raw["dynamodb"].get("Keys", {}), len(self._lanes))]
+            lane = self._lanes[lane_of(record.keys_json, len(self._lanes))]
             if not lane.buffer:
                 lane.since = now
             lane.buffer.append(record)
@@ -512,7 +512,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
 
 
 def _created(record: StreamRecord) -> float:
-    return float(record.raw["dynamodb"].get("ApproximateCreationDateTime", 0))
+    return record.approximate_creation_seconds
 
 
 def _lease_held(checkpointer: Checkpointer | None) -> bool:

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -471,6 +471,7 @@ def _signing_key(secret_key: str, day: str, region: str) -> bytes:
 # --- the client --------------------------------------------------------------------------
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 class AwsJsonClient:
@@ -543,16 +544,26 @@ class AwsJsonClient:
     async def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Call ``operation`` with ``params`` (wire-format JSON) and return the parsed answer.
 
-        Retriable errors (throttling, 5xx, connection failures) are retried up to
-        ``max_attempts`` times with capped exponential backoff and full jitter; then the last
-        error is raised. Other errors are raised at once.
+        Retriable errors (throttling, 5xx, connection failures, answers that do not parse)
+        are retried up to ``max_attempts`` times with capped exponential backoff and full
+        jitter; then the last error is raised. Other errors are raised at once.
+        """
+        return await self.call_parsed(operation, params, _loads_object)
+
+    async def call_parsed(
+        self, operation: str, params: Mapping[str, Any], parse: Callable[[bytes], T]
+    ) -> T:
+        """Like :meth:`call`, with ``parse`` turning the answer body into the result.
+
+        ``parse`` raises :class:`ValueError` for a body it cannot read; that answer is
+        treated as a server error (retried, then raised as ``MalformedResponse``).
         """
         body = orjson.dumps(params)
         target = f"{self._target_prefix}.{operation}"
         attempt = 1
         while True:
             try:
-                return await self._send(operation, target, body)
+                return _parse_body(await self._send(operation, target, body), parse, operation)
             except ShardlineError as error:
                 if isinstance(error, ThrottledError) and self.on_throttle is not None:
                     self.on_throttle(operation)
@@ -571,7 +582,7 @@ class AwsJsonClient:
         if session is not None and not session.closed:
             await session.close()
 
-    async def _send(self, operation: str, target: str, body: bytes) -> dict[str, Any]:
+    async def _send(self, operation: str, target: str, body: bytes) -> bytes:
         headers = signed_headers(
             self._url, target, body, await self._frozen_credentials(), self.region
         )
@@ -586,7 +597,7 @@ class AwsJsonClient:
             raise ConnectionFailedError(
                 f"{operation}: cannot reach {self.endpoint_url}: {_describe(exc)}"
             ) from exc
-        return _parse_answer(status, payload, crc32, operation)
+        return _checked_answer(status, payload, crc32, operation)
 
     async def _frozen_credentials(self) -> Any:
         """Current credentials; a due refresh runs off the event loop (it may do I/O)."""
@@ -607,7 +618,8 @@ class AwsJsonClient:
         return self._session
 
 
-def _parse_answer(status: int, payload: bytes, crc32: str | None, operation: str) -> dict[str, Any]:
+def _checked_answer(status: int, payload: bytes, crc32: str | None, operation: str) -> bytes:
+    """The body of a successful answer whose checksum matches; else the mapped error."""
     if status >= 300:
         raise error_from_response(status, payload, operation)
     if crc32 is not None and crc32.isdigit() and int(crc32) != zlib.crc32(payload):
@@ -617,13 +629,17 @@ def _parse_answer(status: int, payload: bytes, crc32: str | None, operation: str
             status=status,
             operation=operation,
         )
+    return payload
+
+
+def _parse_body(payload: bytes, parse: Callable[[bytes], T], operation: str) -> T:
     try:
-        return _loads_object(payload)
+        return parse(payload)
     except ValueError as exc:
         raise ServiceUnavailableError(
             "MalformedResponse",
-            f"response is not a JSON object: {exc}",
-            status=status,
+            f"response cannot be read: {exc}",
+            status=200,
             operation=operation,
         ) from exc
 

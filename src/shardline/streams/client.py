@@ -14,6 +14,7 @@ from typing import Any, Final
 from shardline.errors import AwsError, ConfigError, ResourceNotFoundError
 from shardline.streams.aws import AwsJsonClient
 from shardline.streams.model import RecordsPage, Shard, StreamDescription
+from shardline.streams.wire import decode_records_answer
 
 __all__ = [
     "ITERATOR_TYPES",
@@ -160,13 +161,10 @@ class StreamsClient:
         if not shard_iterator or len(shard_iterator) > 2048:
             raise ConfigError("a shard iterator must be 1 to 2048 characters")
         _check_limit("GetRecords limit", limit, MAX_RECORDS_PER_PAGE)
-        answer = await self._aws.call(
-            "GetRecords", {"ShardIterator": shard_iterator, "Limit": limit}
+        records, next_iterator = await self._aws.call_parsed(
+            "GetRecords", {"ShardIterator": shard_iterator, "Limit": limit}, decode_records_answer
         )
-        return RecordsPage(
-            records=answer.get("Records") or [],
-            next_iterator=answer.get("NextShardIterator") or None,
-        )
+        return RecordsPage(records=records, next_iterator=next_iterator)
 
     def _describe_pages(
         self, stream_arn: str, page_size: int, shard_filter: dict[str, str] | None

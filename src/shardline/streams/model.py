@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from shardline.streams.wire import WireRecord
+
 
 @dataclass(frozen=True, slots=True)
 class Shard:
@@ -44,7 +46,7 @@ class StreamDescription:
 
 @dataclass(frozen=True, slots=True)
 class RecordsPage:
-    """One GetRecords answer: raw wire records, and the next iterator (None at shard end)."""
+    """One GetRecords answer: wire records, and the next iterator (None at shard end)."""
 
-    records: list[dict[str, Any]]
+    records: list[WireRecord]
     next_iterator: str | None
