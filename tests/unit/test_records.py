@@ -14,7 +14,7 @@ from boto3.dynamodb.types import Binary, TypeSerializer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shardline.records import StreamRecord, decode_item, decode_value
+from shardline.records import StreamRecord, decode_item, decode_item_json, decode_value
 
 
 def b64(data: bytes) -> str:
@@ -149,6 +149,29 @@ def test_round_trip_against_boto3_serializer(item: dict[str, Any]) -> None:
         orjson.dumps({k: to_wire(serializer.serialize(v)) for k, v in item.items()})
     )
     assert decode_item(wire) == item
+    assert decode_item_json(orjson.dumps(wire)) == item
+
+
+@given(numbers)
+def test_json_fast_path_keeps_numbers_exact(number: Decimal) -> None:
+    text = orjson.dumps({"n": TypeSerializer().serialize(number)})
+    assert decode_item_json(text)["n"].as_tuple() == number.as_tuple()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b'{"a": {"X": "1"}}', "unknown field `X`"),
+        (b'{"a": {}}', "exactly one type tag"),
+        (b'{"a": {"N": "twelve"}}', "Invalid decimal"),
+        (b'{"a": {"B": "!!"}}', "Invalid base64"),
+        (b'{"a": {"M": {"b": {"Q": 1}}}}', "unknown field `Q`"),
+        (b"[1]", "Expected `object`"),
+    ],
+)
+def test_json_fast_path_rejects_what_is_not_an_item(text: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        decode_item_json(text)
 
 
 @given(numbers)

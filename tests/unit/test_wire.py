@@ -80,7 +80,7 @@ def test_a_body_that_is_not_a_records_answer_is_a_value_error(body: bytes, messa
 
 
 def test_record_from_mapping_names_the_missing_field() -> None:
-    with pytest.raises(ValueError, match="not a DynamoDB Streams record: .*eventName"):
+    with pytest.raises(ValueError, match=r"not a DynamoDB Streams record: .*eventName"):
         record_from_mapping({"eventID": "e"})
     with pytest.raises(ValueError, match="not a DynamoDB Streams record"):
         StreamRecord({"eventID": "e", "eventName": "INSERT", "dynamodb": []}, "s")
