@@ -30,7 +30,22 @@ def _worker(
     )
 
 
-def run_many_shards(quick: bool, shards: int = 1000, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def run_many_shards(quick: bool, shards: int = 1000) -> dict[str, Any]:
+    """:func:`measure_many_shards` as users run it (uvloop when installed), then on
+    asyncio's standard loop for comparison (``standard_loop``)."""
+    result = measure_many_shards(quick, shards)
+    standard = measure_many_shards(quick, shards, ("--event-loop", "asyncio"))
+    result["standard_loop"] = {
+        key: standard[key]
+        for key in ("cpu_share", "rss_peak_mb", "get_records_per_s", "cpu_ms_per_get_records")
+    }
+    result["standard_loop"]["leases_lost"] = standard["leases_lost"]
+    return result
+
+
+def measure_many_shards(
+    quick: bool, shards: int = 1000, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """One worker holding ``shards`` idle shards (empty pages): CPU share and RSS."""
     consumer_cpu, server_cpu = procs.cpus()
     window = 6.0 if quick else 30.0
@@ -157,7 +172,7 @@ if __name__ == "__main__":
 
     name = sys.argv[1]
     if name == "many-patched":
-        result = run_many_shards(quick=True, extra=("--patch-pause",))
+        result = measure_many_shards(quick=True, extra=("--patch-pause",))
     else:
         runners = {"many": run_many_shards, "memory": run_bounded_memory, "startup": run_startup}
         result = runners[name](quick=True)

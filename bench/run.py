@@ -333,6 +333,19 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
                 _yes(many["targets"]["met"]),
             )
         )
+        standard = many.get("standard_loop")
+        if standard is not None:
+            rows.append(
+                (
+                    "  same on asyncio's standard loop (--event-loop asyncio)",
+                    f"{standard['cpu_share']:.0%} / {standard['rss_peak_mb']:.0f} MB",
+                    f"{standard['get_records_per_s']:,.0f} GetRecords/s; "
+                    f"lost {standard['leases_lost']:.0f}",
+                    "",
+                    "(information)",
+                    "",
+                )
+            )
     memory = report.get("memory")
     if memory is not None:
         rows.append(

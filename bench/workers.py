@@ -249,12 +249,15 @@ def main() -> None:
     parser.add_argument("--undo", help="experiment: gc-pause,signer (see undo_optimisations)")
     parser.add_argument("--patch-pause", action="store_true", help="experiment, see patch_pause")
     parser.add_argument("--gc", default="on", help="on, off, or gen0,gen1,gen2 thresholds")
+    parser.add_argument("--event-loop", default="auto", help="auto, uvloop or asyncio")
     args = parser.parse_args()
     set_gc(args.gc)
     if args.kind == "boto3":
         run_boto3(args)
     else:
-        asyncio.run(run_shardline(args))
+        from shardline.event_loop import run
+
+        run(run_shardline(args), event_loop=args.event_loop)
 
 
 if __name__ == "__main__":

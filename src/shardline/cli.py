@@ -123,6 +123,7 @@ def _add_run(commands: Any) -> None:
         type=float,
         help="seconds between lease-table scans (default: failover/4, at most 1)",
     )
+    _add_event_loop_arg(run)
     run.add_argument(
         "--no-gc-tuning",
         action="store_true",
@@ -219,8 +220,19 @@ def _run(args: argparse.Namespace) -> int:
         # Busy consumers spend half their time in the cyclic collector traversing pages
         # in flight; fewer young-generation passes: 6,000 -> 9,650 records/s (bench/).
         gc.set_threshold(10_000, 100, 1000)
-    consumer.run()
+    consumer.run(event_loop=args.event_loop)
     return 0
+
+
+def _add_event_loop_arg(parser: Any) -> None:
+    from shardline.event_loop import EVENT_LOOPS
+
+    parser.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        default="auto",
+        help="auto (default): uvloop when installed, else asyncio's loop",
+    )
 
 
 def load_processor(spec: str) -> object:

@@ -94,9 +94,14 @@ class Consumer:
             retry_max_delay=self.config.retry_max_delay,
         )
 
-    def run(self) -> None:
-        """Run until SIGTERM or SIGINT; a second signal exits at once."""
-        asyncio.run(self.run_async(handle_signals=True))
+    def run(self, *, event_loop: str = "auto") -> None:
+        """Run until SIGTERM or SIGINT; a second signal exits at once.
+
+        ``event_loop``: ``auto`` (uvloop when installed), ``uvloop`` or ``asyncio``.
+        """
+        from shardline.event_loop import run
+
+        run(self.run_async(handle_signals=True), event_loop=event_loop)
 
     async def run_async(
         self, stop: asyncio.Event | None = None, *, handle_signals: bool = False

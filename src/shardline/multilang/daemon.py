@@ -65,5 +65,7 @@ async def run_daemon_async(
 def run_daemon(path: str | os.PathLike[str]) -> int:
     """Load ``path`` and run until SIGTERM or SIGINT; returns the exit code."""
     settings = load_settings(path)
-    asyncio.run(run_daemon_async(settings, handle_signals=True))
+    from shardline.event_loop import run
+
+    run(run_daemon_async(settings, handle_signals=True))
     return 0
