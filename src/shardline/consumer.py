@@ -39,6 +39,7 @@ from shardline.records import StreamRecord
 from shardline.streams.client import StreamsClient
 from shardline.streams.model import RecordsPage
 from shardline.streams.wire import WireRecord
+from shardline.waiting import wait_event
 
 log = logging.getLogger("shardline.consumer")
 T = TypeVar("T")
@@ -411,10 +412,7 @@ class ShardConsumer:
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once on a signal (lease lost, shutdown, parent finished)."""
         if seconds > 0:
-            try:
-                await asyncio.wait_for(self._wake.wait(), seconds)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, seconds)
         self._wake.clear()
         self._check_signals()
 

@@ -26,6 +26,7 @@ from shardline.streams.followed import FollowedStreams
 from shardline.streams.model import Shard
 from shardline.streams.shards import build_lineage, leases_to_delete, may_start
 from shardline.streams.tracking import plan_leases
+from shardline.waiting import wait_event
 
 log = logging.getLogger("shardline.worker")
 
@@ -194,10 +195,7 @@ class Worker:
 
     async def _sync_loop(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._sync_now.wait(), self.config.shard_sync_interval)
-            except TimeoutError:
-                pass
+            await wait_event(self._sync_now, self.config.shard_sync_interval)
             self._sync_now.clear()
             try:
                 await self.sync_shards()
@@ -304,10 +302,8 @@ class Worker:
         if reason == "failed":
             failures = self._failures.get(shard_id, 0) + 1
             self._failures[shard_id] = failures
-            try:  # hold the lease for a backoff, but not past a shutdown
-                await asyncio.wait_for(self._stopping.wait(), min(2 ** (failures - 1), 60))
-            except TimeoutError:
-                pass
+            # hold the lease for a backoff, but not past a shutdown
+            await wait_event(self._stopping, min(2 ** (failures - 1), 60))
         else:
             self._failures.pop(shard_id, None)
         if reason != "lease-lost":

@@ -53,6 +53,7 @@ from shardline.processor import (
     ShutdownRequestedInput,
 )
 from shardline.records import StreamRecord
+from shardline.waiting import wait_event
 
 log = logging.getLogger("shardline.delivery")
 
@@ -497,10 +498,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            try:
-                await asyncio.wait_for(self._stopping.wait(), min(left, _LEASE_POLL))
-            except TimeoutError:
-                pass
+            await wait_event(self._stopping, min(left, _LEASE_POLL))
 
     def _check_running(self) -> None:
         if self._stopping.is_set() or not _lease_held(self._checkpointer):

@@ -27,6 +27,7 @@ from shardline.leases.expiry import ExpiryTracker
 from shardline.leases.model import Lease
 from shardline.leases.table import LeaseTable
 from shardline.metrics import Metrics
+from shardline.waiting import wait_event
 
 log = logging.getLogger("shardline.leases")
 
@@ -248,10 +249,7 @@ class LeaseCoordinator:
                 log.warning("lease take round failed, will retry: %s", exc)
             except Exception:
                 log.exception("lease take round failed unexpectedly, will retry")
-            try:
-                await asyncio.wait_for(self._take_now.wait(), self.settings.take_interval)
-            except TimeoutError:
-                pass
+            await wait_event(self._take_now, self.settings.take_interval)
             self._take_now.clear()
 
     async def take_round(self) -> None:
