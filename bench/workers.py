@@ -94,8 +94,9 @@ def patch_pause() -> None:
 def undo_optimisations(names: list[str]) -> None:
     """Experiment (--undo): put back what an optimisation replaced, to measure its gain.
 
-    ``gc-pause``: parse pages with the collector on. ``signer``: sign with botocore's
-    ``SigV4Auth`` on an ``AWSRequest``, as before.
+    ``gc-pause``: parse large JSON answers with the collector on (since GetRecords is
+    parsed by msgspec, this only touches other answers, such as lease-table scans).
+    ``signer``: sign with botocore's ``SigV4Auth`` on an ``AWSRequest``, as before.
     """
     import orjson
 

@@ -224,12 +224,14 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_event_loop_arg(parser: Any) -> None:
-    from shardline.event_loop import EVENT_LOOPS
+#: shardline.event_loop.EVENT_LOOPS, spelled out so that --help does not import asyncio.
+EVENT_LOOP_CHOICES = ("auto", "uvloop", "asyncio")
 
+
+def _add_event_loop_arg(parser: Any) -> None:
     parser.add_argument(
         "--event-loop",
-        choices=EVENT_LOOPS,
+        choices=EVENT_LOOP_CHOICES,
         default="auto",
         help="auto (default): uvloop when installed, else asyncio's loop",
     )

@@ -48,3 +48,10 @@ def test_without_uvloop_auto_falls_back_and_uvloop_is_an_error(
     assert loop_factory("auto") is None
     with pytest.raises(ConfigError, match="uvloop' asked for, but it is not installed"):
         loop_factory("uvloop")
+
+
+def test_cli_choices_match_the_event_loops() -> None:
+    from shardline.cli import EVENT_LOOP_CHOICES
+    from shardline.event_loop import EVENT_LOOPS
+
+    assert EVENT_LOOP_CHOICES == EVENT_LOOPS

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 
 from shardline.local.faults import FaultRule
-from shardline.local.server import serve
 
 
 def _fault(spec: str) -> FaultRule:
@@ -73,6 +72,8 @@ def register_local_arguments(parser: argparse.ArgumentParser) -> None:
 
 def serve_from_args(args: argparse.Namespace) -> None:
     """Run :func:`serve` with the flags :func:`register_local_arguments` added."""
+    from shardline.local.server import serve  # the server pulls in moto: only when serving
+
     serve(
         args.host,
         args.port,
