@@ -93,6 +93,20 @@ class Fleet:
             f"workers {names} did not each get {at_least} leases: {self.owners()} {errors}"
         )
 
+    def wait_until_all_processed(self, open_shards: list[str], timeout: float) -> None:
+        """Until some worker handled a batch of every open shard: right after the splits a
+        child waits for its parent to be read to its end (parents first), and a trial
+        that started then would time the parent, not the handoff."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seen: set[str] = set()
+            for name in self.workers:
+                seen.update(self.processed_after(name, 0.0))
+            if seen.issuperset(open_shards):
+                return
+            time.sleep(0.25)
+        raise RuntimeError(f"not every open shard was processed within {timeout:.0f} s")
+
     def processed_after(self, name: str, since: float) -> dict[str, float]:
         """Shard -> first time ``name`` handled a batch of it after ``since``."""
         first: dict[str, float] = {}
@@ -157,6 +171,7 @@ def run_handoff(quick: bool, take_interval: float | None = None) -> dict[str, An
 
             threading.Thread(target=writer, daemon=True).start()
             older, newer = fleet.start_worker(), fleet.start_worker()
+            fleet.wait_until_all_processed(open_shards, 60)
             results: list[dict[str, Any]] = []
             for _ in range(repeats):
                 for sig, timeout in ((signal.SIGTERM, 15.0), (signal.SIGKILL, FAILOVER + 20)):
