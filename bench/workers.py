@@ -227,10 +227,14 @@ def run_boto3(args: argparse.Namespace) -> None:
 
 def set_gc(mode: str) -> None:
     """The cyclic GC setting of this process (to measure its share; default: untouched)."""
-    if mode == "off":
+    thresholds, _, freeze = mode.partition("+")
+    if thresholds == "off":
         gc.disable()
-    elif mode != "on":
-        gc.set_threshold(*(int(x) for x in mode.split(",")))
+    elif thresholds != "on":
+        gc.set_threshold(*(int(x) for x in thresholds.split(",")))
+    if freeze == "freeze":  # experiment: what is alive at start-up is never traversed again
+        gc.collect()
+        gc.freeze()
 
 
 def main() -> None:
