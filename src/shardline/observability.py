@@ -77,10 +77,9 @@ class ObservabilityServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        addresses = self._runner.addresses  # the bound (host, port, ...) of each socket
+        if addresses:
+            self.port = int(addresses[0][1])
         logging.getLogger("shardline").info("metrics and health on %s", self.url)
         return self
 
