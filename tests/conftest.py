@@ -1,11 +1,15 @@
-"""Shared fixtures: one embedded local stack per test session, over real HTTP."""
+"""Shared fixtures: one embedded local stack per test session, over real HTTP; TLS files."""
 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.tls_certs import make_tls
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -18,3 +22,9 @@ def local_stack() -> Iterator[object]:
 
     with LocalStack() as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
+    """A TLS server context for 127.0.0.1 and the PEM file of the CA that signed it."""
+    return make_tls(tmp_path_factory.mktemp("tls"))

@@ -21,6 +21,7 @@ import hmac
 import logging
 import os
 import random
+import ssl
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -367,6 +368,17 @@ def _endpoint_config(session: botocore.session.Session) -> Config:
     return Config(account_id_endpoint_mode="required" if mode == "required" else "disabled")
 
 
+def _tls_context(ca_bundle: str | None) -> ssl.SSLContext | None:
+    """The certificate authorities of ``AWS_CA_BUNDLE`` / the profile's ``ca_bundle``, as
+    botocore would use them; ``None`` (the system's) when neither is set."""
+    if not ca_bundle:
+        return None
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the CA bundle {ca_bundle!r}: {exc}") from exc
+
+
 def _check_service(service: str) -> None:
     if service not in TARGET_PREFIXES:
         raise ConfigError(f"unknown service {service!r}: expected one of {sorted(TARGET_PREFIXES)}")
@@ -492,8 +504,12 @@ class AwsJsonClient:
         *,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        """Low-level constructor: everything already resolved. Prefer :meth:`create`."""
+        """Low-level constructor: everything already resolved. Prefer :meth:`create`.
+
+        ``tls`` verifies https endpoints (default: the system's certificate authorities).
+        """
         _check_service(service)
         self.service = service
         self.endpoint_url = endpoint.endpoint_url
@@ -505,6 +521,7 @@ class AwsJsonClient:
         self._backoff = Backoff(settings.base_backoff, settings.max_backoff, rng)
         self._sleep = sleep
         self._pool: HttpPool | None = None
+        self._tls = tls
         #: Called with the operation name each time a call is throttled (for metrics).
         self.on_throttle: Callable[[str], None] | None = None
 
@@ -526,7 +543,8 @@ class AwsJsonClient:
         session = _botocore_session(settings)
         endpoint = resolve_endpoint(service, settings, session)
         credentials = _load_credentials(session)
-        return cls(service, endpoint, credentials, settings, sleep=sleep, rng=rng)
+        tls = _tls_context(session.get_config_variable("ca_bundle"))
+        return cls(service, endpoint, credentials, settings, sleep=sleep, rng=rng, tls=tls)
 
     def __repr__(self) -> str:
         return f"AwsJsonClient({self.service!r}, {self.endpoint_url!r}, region={self.region!r})"
@@ -613,6 +631,7 @@ class AwsJsonClient:
                 max_connections=self._settings.max_connections,
                 connect_timeout=self._settings.connect_timeout,
                 read_timeout=self._settings.read_timeout,
+                ssl_context=self._tls,
             )
         return self._pool
 
