@@ -40,7 +40,7 @@ __all__ = ["NUMBER_CONTEXT", "StreamRecord", "decode_item", "decode_item_json", 
 #: fits; a value that would need rounding is corrupt and raises instead of rounding.
 NUMBER_CONTEXT = decimal.Context(
     prec=38,
-    Emin=-128,
+    Emin=-130,
     Emax=126,
     traps=[decimal.InvalidOperation, decimal.Overflow, decimal.Inexact, decimal.Rounded],
 )

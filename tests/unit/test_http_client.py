@@ -441,6 +441,22 @@ def test_interim_100_continue_is_skipped(run: Run[None]) -> None:
     run(scenario())
 
 
+@pytest.mark.parametrize(("interims", "ok_expected"), [(10, True), (11, False)])
+def test_interim_responses_are_capped(run: Run[None], interims: int, ok_expected: bool) -> None:
+    async def scenario() -> None:
+        interim = b"HTTP/1.1 100 Continue\r\n\r\n" * interims
+        async with Server(answering(lambda _: interim + response(b"done"))) as server:
+            pool = HttpPool(server.url)
+            if ok_expected:
+                assert (await pool.post(b"x", {})).body == b"done"
+            else:
+                with pytest.raises(HttpProtocolError, match="more than 10 interim responses"):
+                    await pool.post(b"x", {})
+            await pool.close()
+
+    run(scenario())
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -733,6 +749,29 @@ def test_close_fails_requests_in_flight_and_pool_is_usable_after(run: Run[None])
             assert (await pool.post(b"", {})).body == b"ok"
             await pool.close()
         assert server.connections == 3
+
+    run(scenario())
+
+
+def test_a_connection_opened_across_close_is_not_kept(run: Run[None]) -> None:
+    async def scenario() -> None:
+        async with Server(answering(ok)) as server:
+            pool = HttpPool(server.url)
+            gate = asyncio.Event()
+            connect = pool._connect
+
+            async def slow_connect(loop: asyncio.AbstractEventLoop) -> _Connection:
+                await gate.wait()
+                return await connect(loop)
+
+            pool._connect = slow_connect  # type: ignore[method-assign]
+            in_flight = asyncio.create_task(pool.post(b"", {}))
+            await asyncio.sleep(0)
+            await pool.close()  # the request is still connecting
+            gate.set()
+            assert (await in_flight).body == b"ok"
+            assert not pool._idle  # closed after its answer instead of parked
+            await until(lambda: server.client_closes == 1)
 
     run(scenario())
 

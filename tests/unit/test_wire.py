@@ -62,12 +62,12 @@ def test_item_maps_stay_json_until_read() -> None:
 def test_end_of_shard_and_empty_answers() -> None:
     assert decode_records_answer(answer(next_iterator=None)) == ([], None)
     assert decode_records_answer(b"{}") == ([], None)
-    assert decode_records_answer(b"") == ([], None)
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
+        (b"", "empty GetRecords answer"),
         (b"not json", "malformed"),
         (b"[]", "Expected `object`"),
         (orjson.dumps({"Records": [{"eventName": "INSERT"}]}), "eventID"),

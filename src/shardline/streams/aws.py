@@ -203,6 +203,10 @@ class AwsSettings:
     ``streams_endpoint_url`` override it for the lease table and the stream. Left unset,
     botocore honours ``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_DYNAMODB``,
     ``AWS_ENDPOINT_URL_DYNAMODB_STREAMS``, profiles and the FIPS/dual-stack settings.
+
+    ``connect_timeout`` covers TCP connect and TLS handshake; ``read_timeout`` is the time
+    from sending a request to having its complete answer (not a gap between reads); a
+    call that passes either is retried like any connection failure.
     """
 
     region: str | None = None

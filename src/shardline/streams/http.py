@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _MAX_HEAD: Final = 64 * 1024  # longest response head, chunk-size line or trailer line
+_MAX_INTERIM: Final = 10  # 1xx responses accepted before the real one
 _DEFAULT_PORTS: Final[Mapping[str, int]] = {"http": 80, "https": 443}
 _RESERVED_HEADERS: Final = frozenset({"host", "content-length", "transfer-encoding"})
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -86,6 +87,7 @@ class _Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._state = _IDLE
         self._received = False
+        self._interim = 0  # 1xx responses seen for the current request
         self._pending = bytearray()  # an unfinished response head or chunk-size line
         self._status = 0
         self._headers: dict[str, str] = {}
@@ -107,6 +109,7 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter = loop.create_future()
         self._state = _HEAD
         self._received = False
+        self._interim = 0
         transport.write(request)
         self._timer = loop.call_at(loop.time() + self._read_timeout, self._on_timeout)
         return waiter
@@ -188,6 +191,11 @@ class _Connection(asyncio.Protocol):
         if status < 200:
             if status == 101:
                 raise HttpProtocolError(f"unexpected 101 Switching Protocols from {self._label}")
+            self._interim += 1
+            if self._interim > _MAX_INTERIM:
+                raise HttpProtocolError(
+                    f"more than {_MAX_INTERIM} interim responses from {self._label}"
+                )
             if rest:  # an interim response (100 Continue): the real one follows
                 self._feed(rest)
             return
@@ -352,6 +360,7 @@ class HttpPool:
         self._active = 0  # requests holding a slot (each uses at most one connection)
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._checked_names: set[str] = set()  # header names already validated
+        self._generation = 0  # close() moves it on: connections opened before are not kept
 
     async def post(self, body: bytes, headers: Mapping[str, str]) -> HttpResponse:
         """POST ``body`` with ``headers`` (not Host or Content-Length); read the response.
@@ -363,12 +372,13 @@ class HttpPool:
         else:
             await self._wait_for_slot(loop)
         try:
-            return await self._send(loop, request)
+            return await self._send(loop, request, self._generation)
         finally:
             self._release_slot()
 
     async def close(self) -> None:
         """Close every connection; requests in flight fail. The pool may be used again."""
+        self._generation += 1
         idle, self._idle = self._idle, deque()
         busy, self._busy = self._busy, set()
         for conn in idle:
@@ -416,17 +426,19 @@ class HttpPool:
                 return
         self._active -= 1
 
-    async def _send(self, loop: asyncio.AbstractEventLoop, request: bytes) -> HttpResponse:
+    async def _send(
+        self, loop: asyncio.AbstractEventLoop, request: bytes, generation: int
+    ) -> HttpResponse:
         conn = self._pop_idle(loop)
         if conn is not None:
             try:
-                return await self._exchange(conn, request)
+                return await self._exchange(conn, request, generation)
             except _ClosedBeforeResponse:
                 pass  # the server closed it while idle: retry once on a fresh connection
         conn = await self._connect(loop)
-        return await self._exchange(conn, request)
+        return await self._exchange(conn, request, generation)
 
-    async def _exchange(self, conn: _Connection, request: bytes) -> HttpResponse:
+    async def _exchange(self, conn: _Connection, request: bytes, generation: int) -> HttpResponse:
         waiter = conn.send(request)
         self._busy.add(conn)
         try:
@@ -436,7 +448,7 @@ class HttpPool:
             raise
         finally:
             self._busy.discard(conn)
-        if conn.reusable:
+        if conn.reusable and generation == self._generation:
             self._idle.append(conn)
         else:
             conn.close()

@@ -70,10 +70,13 @@ def decode_records_answer(body: bytes) -> tuple[list[WireRecord], str | None]:
     """The records and next iterator of a GetRecords answer body.
 
     Raises :class:`ValueError` (naming the bad field) for a body that is not a GetRecords
-    answer: not JSON, or a record without its ids and sequence number.
+    answer: empty, not JSON, or a record without its ids and sequence number. (An empty
+    body must not pass for "no records, no next iterator", which means the shard ended.)
     """
+    if not body:
+        raise ValueError("empty GetRecords answer")
     try:
-        answer = _ANSWER_DECODER.decode(body) if body else _RecordsAnswer()
+        answer = _ANSWER_DECODER.decode(body)
     except msgspec.DecodeError as exc:  # ValidationError is a subclass
         raise ValueError(str(exc)) from None
     return answer.Records, answer.NextShardIterator or None
