@@ -15,6 +15,7 @@ from shardline.delivery import (
     parse_destination,
     wrap_processor,
 )
+from shardline.delivery.destinations import make_destination
 from shardline.delivery.processor import DeliveryProcessor
 from shardline.errors import ConfigError
 from shardline.processor import FunctionProcessor, RecordProcessor
@@ -74,6 +75,20 @@ def test_destination_forms(uri: str, kind: str, target: str) -> None:
 def test_s3_prefix_and_sqs_region() -> None:
     assert parse_destination("s3://b/p/q").prefix == "p/q/"
     assert parse_destination("https://sqs.eu-west-1.amazonaws.com/1/q").region == "eu-west-1"
+
+
+def test_destination_clients_share_a_session_and_honour_aws_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    s3 = make_destination("s3://bucket/prefix")  # no region in the URI
+    clients = s3._clients  # type: ignore[attr-defined]
+    assert clients.get("s3").meta.region_name == "eu-west-2"
+    assert clients.get("sqs").meta.region_name == "eu-west-2"
+    assert clients.get("s3") is clients.get("s3")
+    sqs = make_destination("https://sqs.eu-central-1.amazonaws.com/1/q", region="us-east-1")
+    assert sqs._clients.get("sqs").meta.region_name == "eu-central-1"  # type: ignore[attr-defined]
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -121,21 +121,29 @@ def make_destination(
 
 
 class _Clients:
-    """botocore clients, created lazily on a thread (creation reads files)."""
+    """botocore clients from one session, created lazily on a thread (creation reads files).
+
+    The region is the destination's own (from its URL or ARN), else the configured one,
+    else ``AWS_REGION`` (which botocore alone ignores, but Lambda, ECS and the other SDKs
+    set), else botocore's chain.
+    """
 
     def __init__(self, region: str | None, endpoint_url: str | None, profile: str | None) -> None:
         self.region = region
         self.endpoint_url = endpoint_url
         self.profile = profile
+        self._session: Any = None
         self._cache: dict[str, Any] = {}
 
     def get(self, service: str) -> Any:
         if service not in self._cache:
-            import botocore.session
+            if self._session is None:
+                import botocore.session
 
-            session = botocore.session.Session(profile=self.profile)
-            self._cache[service] = session.create_client(
-                service, region_name=self.region, endpoint_url=self.endpoint_url
+                self._session = botocore.session.Session(profile=self.profile)
+            region = self.region or os.environ.get("AWS_REGION") or None
+            self._cache[service] = self._session.create_client(
+                service, region_name=region, endpoint_url=self.endpoint_url
             )
         return self._cache[service]
 
