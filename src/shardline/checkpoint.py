@@ -9,11 +9,15 @@ last delivered record, or SHARD_END once the shard has ended.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Awaitable, Callable
 
 from shardline.errors import InvalidStateError, ShutdownError
 from shardline.leases.model import SHARD_END
 from shardline.sequence import validate_checkpoint
+
+_LOOP_CHECK_INTERVAL = 0.5  # seconds between checks that the worker's loop still runs
+_STOPPED = "the worker stopped before this checkpoint was written"
 
 WriteCheckpoint = Callable[[str, int], Awaitable[None]]
 
@@ -105,7 +109,34 @@ class Checkpointer:
             raise InvalidStateError(
                 "checkpoint() blocks; from async code use 'await checkpointer.checkpoint_async()'"
             )
-        future = asyncio.run_coroutine_threadsafe(
-            self.checkpoint_async(sequence_number, sub), self._loop
-        )
-        future.result()
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def start() -> None:  # on the loop
+            if future.set_running_or_notify_cancel():  # False: the caller gave up
+                task = self._loop.create_task(self.checkpoint_async(sequence_number, sub))
+                task.add_done_callback(lambda done: _settle(future, done))
+
+        try:
+            self._loop.call_soon_threadsafe(start)
+        except RuntimeError:  # the loop is closed: the worker has stopped
+            raise ShutdownError(_STOPPED) from None
+        while True:
+            try:
+                future.result(timeout=_LOOP_CHECK_INTERVAL)
+                return
+            except TimeoutError:
+                # A loop that stopped will never run the write; without this check the
+                # thread would wait forever and hold up the process's exit.
+                if self._loop.is_closed() or not self._loop.is_running():
+                    future.cancel()
+                    raise ShutdownError(_STOPPED) from None
+
+
+def _settle(future: concurrent.futures.Future[None], task: asyncio.Task[None]) -> None:
+    """Hand the outcome of the checkpoint task to the thread waiting on ``future``."""
+    if task.cancelled():
+        future.set_exception(ShutdownError(_STOPPED))
+    elif (error := task.exception()) is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(None)

@@ -77,3 +77,21 @@ async def test_sync_checkpoint_from_a_thread_and_refused_on_the_loop() -> None:
     assert written == ["300"]
     with pytest.raises(InvalidStateError, match="checkpoint_async"):
         cp.checkpoint()
+
+
+def test_sync_checkpoint_gives_up_once_the_loop_no_longer_runs() -> None:
+    loop = asyncio.new_event_loop()  # never run: like a worker whose loop has stopped
+    written: list[str] = []
+
+    async def write(value: str, sub: int) -> None:
+        written.append(value)
+
+    cp = Checkpointer("shard", write, loop, initial="TRIM_HORIZON")
+    cp.delivered_up_to("300")
+    with pytest.raises(ShutdownError, match="worker stopped before this checkpoint"):
+        cp.checkpoint()  # would wait forever on a stopped loop
+    loop.run_until_complete(asyncio.sleep(0.01))  # a loop that runs again drops the write
+    loop.close()
+    with pytest.raises(ShutdownError, match="worker stopped before this checkpoint"):
+        cp.checkpoint()
+    assert written == []
