@@ -10,6 +10,7 @@ import pytest
 
 from shardline.multilang import protocol
 from shardline.multilang.protocol import CheckpointRequest, ProtocolError, Status
+from shardline.streams.wire import record_from_mapping
 
 RAW: dict[str, Any] = {
     "eventID": "0d391139",
@@ -29,6 +30,9 @@ RAW: dict[str, Any] = {
 }
 
 
+WIRE = record_from_mapping(RAW)
+
+
 def decoded(line: bytes) -> Any:
     assert line.endswith(b"\n") and line.count(b"\n") == 1, "one message per line"
     return json.loads(line)
@@ -44,7 +48,7 @@ def test_initialize_always_carries_both_sequence_keys() -> None:
 
 
 def test_process_records_every_nested_object_has_an_action() -> None:
-    message = decoded(protocol.process_records([RAW], 1234))
+    message = decoded(protocol.process_records([WIRE], 1234))
     assert message["action"] == "processRecords"
     assert message["millisBehindLatest"] == 1234
     (record,) = message["records"]
@@ -59,7 +63,7 @@ def test_process_records_every_nested_object_has_an_action() -> None:
 
 
 def test_record_data_is_the_adapter_json_with_milliseconds() -> None:
-    record = decoded(protocol.process_records([RAW], 0))["records"][0]
+    record = decoded(protocol.process_records([WIRE], 0))["records"][0]
     data = json.loads(base64.b64decode(record["data"]))
     assert data["dynamodb"]["ApproximateCreationDateTime"] == 1700000000250
     assert {k: v for k, v in data.items() if k != "dynamodb"} == {
@@ -67,7 +71,7 @@ def test_record_data_is_the_adapter_json_with_milliseconds() -> None:
     }
     ddb = {k: v for k, v in data["dynamodb"].items() if k != "ApproximateCreationDateTime"}
     assert ddb == {k: v for k, v in RAW["dynamodb"].items() if k != "ApproximateCreationDateTime"}
-    assert RAW["dynamodb"]["ApproximateCreationDateTime"] == 1700000000.25, "input untouched"
+    assert WIRE.dynamodb.ApproximateCreationDateTime == 1700000000.25, "input untouched"
 
 
 def test_lifecycle_messages() -> None:

@@ -95,8 +95,8 @@ class MultiLangProcessor(AsyncRecordProcessor):
 
     async def process_records(self, batch: ProcessRecordsInput) -> None:
         """Send ``processRecords``; raise so the core retries the batch if the child failed."""
-        raws = [record.raw for record in batch.records]
-        line = protocol.process_records(raws, batch.millis_behind_latest)
+        wires = [record.wire for record in batch.records]
+        line = protocol.process_records(wires, batch.millis_behind_latest)
         await self._run(protocol.PROCESS_RECORDS, line, batch.checkpointer)
         self._raise_if_lease_gone()
 

@@ -19,7 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
+
+from shardline.streams.wire import WireRecord, encode_record
 
 __all__ = [
     "INITIALIZE",
@@ -86,12 +89,12 @@ def initialize(shard_id: str, sequence_number: str | None, sub_sequence_number: 
     )
 
 
-def process_records(records: Sequence[Mapping[str, Any]], millis_behind_latest: int) -> bytes:
-    """``processRecords`` for raw stream records (``StreamRecord.raw``) of one shard."""
+def process_records(records: Sequence[WireRecord], millis_behind_latest: int) -> bytes:
+    """``processRecords`` for the wire records (``StreamRecord.wire``) of one shard."""
     return _line(
         {
             "action": PROCESS_RECORDS,
-            "records": [_record(raw) for raw in records],
+            "records": [_record(record) for record in records],
             "millisBehindLatest": millis_behind_latest,
         }
     )
@@ -121,25 +124,29 @@ def checkpoint_reply(request: CheckpointRequest, error: str | None) -> bytes:
     )
 
 
-def _record(raw: Mapping[str, Any]) -> dict[str, Any]:
-    ddb = raw["dynamodb"]
-    sequence_number = ddb["SequenceNumber"]
+def _record(record: WireRecord) -> dict[str, Any]:
+    sequence_number = record.dynamodb.SequenceNumber
     return {
         "action": "record",
-        "data": base64.b64encode(adapter_record_json(raw)).decode("ascii"),
+        "data": base64.b64encode(adapter_record_json(record)).decode("ascii"),
         "partitionKey": sequence_number,
         "sequenceNumber": sequence_number,
         "subSequenceNumber": 0,
-        "approximateArrivalTimestamp": _epoch_millis(ddb.get("ApproximateCreationDateTime")),
+        "approximateArrivalTimestamp": _epoch_millis(record.dynamodb.ApproximateCreationDateTime),
     }
 
 
-def adapter_record_json(raw: Mapping[str, Any]) -> bytes:
-    """The stream record as the Kinesis adapter serializes it: wire casing, time in ms."""
-    ddb = dict(raw["dynamodb"])
-    if "ApproximateCreationDateTime" in ddb:
-        ddb["ApproximateCreationDateTime"] = _epoch_millis(ddb["ApproximateCreationDateTime"])
-    return orjson.dumps({**raw, "dynamodb": ddb})
+def adapter_record_json(record: WireRecord) -> bytes:
+    """The stream record as the Kinesis adapter serializes it: wire casing, time in ms.
+
+    The item maps are copied as the service sent them, never parsed.
+    """
+    ddb = record.dynamodb
+    if ddb.ApproximateCreationDateTime is not None:
+        millis = _epoch_millis(ddb.ApproximateCreationDateTime)
+        ddb = msgspec.structs.replace(ddb, ApproximateCreationDateTime=millis)
+        record = msgspec.structs.replace(record, dynamodb=ddb)
+    return encode_record(record)
 
 
 def _epoch_millis(seconds: Any) -> int:
