@@ -137,13 +137,16 @@ class _Clients:
 
     def get(self, service: str) -> Any:
         if service not in self._cache:
-            if self._session is None:
-                import botocore.session
+            import botocore.session
 
+            from shardline.streams.aws import region_or_aws_region
+
+            if self._session is None:
                 self._session = botocore.session.Session(profile=self.profile)
-            region = self.region or os.environ.get("AWS_REGION") or None
             self._cache[service] = self._session.create_client(
-                service, region_name=region, endpoint_url=self.endpoint_url
+                service,
+                region_name=region_or_aws_region(self.region),
+                endpoint_url=self.endpoint_url,
             )
         return self._cache[service]
 

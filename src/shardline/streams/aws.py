@@ -334,7 +334,7 @@ def _botocore_client(session: botocore.session.Session, service: str, settings: 
     try:
         client = session.create_client(
             service,
-            region_name=_explicit_region(settings),
+            region_name=region_or_aws_region(settings.region),
             endpoint_url=settings.explicit_endpoint(service),
             config=_endpoint_config(session),
         )
@@ -352,11 +352,11 @@ def _botocore_client(session: botocore.session.Session, service: str, settings: 
     return client
 
 
-def _explicit_region(settings: AwsSettings) -> str | None:
-    """``settings.region``, else ``AWS_REGION``; None lets botocore read
-    ``AWS_DEFAULT_REGION`` and the profile. botocore itself ignores ``AWS_REGION``,
-    which the other AWS SDKs (and Lambda, ECS) use."""
-    return settings.region or os.environ.get("AWS_REGION") or None
+def region_or_aws_region(region: str | None) -> str | None:
+    """``region``, else ``AWS_REGION``; None lets botocore read ``AWS_DEFAULT_REGION`` and
+    the profile. botocore itself ignores ``AWS_REGION``, which the other AWS SDKs (and
+    Lambda, ECS) use."""
+    return region or os.environ.get("AWS_REGION") or None
 
 
 def _endpoint_config(session: botocore.session.Session) -> Config:
