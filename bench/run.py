@@ -235,6 +235,17 @@ def _yes(met: bool | None) -> str:
     return "[green]yes[/green]" if met else "[red]NO[/red]"
 
 
+def _many_row(label: str, many: dict[str, Any], target: str, met: str) -> tuple[str, ...]:
+    return (
+        label,
+        f"{many['cpu_share']:.0%} / {many['rss_peak_mb']:.0f} MB",
+        f"{many['get_records_per_s']:,.0f} GetRecords/s; lost {many['leases_lost']:.0f}",
+        "",
+        target,
+        met,
+    )
+
+
 def _rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     """(what, figure, spread/detail, vs baseline, target, met) per line of the table."""
     rows: list[tuple[str, ...]] = []
@@ -324,24 +335,18 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     if many is not None:
         rows.append((f"[bold]4. {many['shards']} idle shards[/bold], one worker",))
         rows.append(
-            (
+            _many_row(
                 "  CPU share of one core / peak RSS",
-                f"{many['cpu_share']:.0%} / {many['rss_peak_mb']:.0f} MB",
-                f"{many['get_records_per_s']:,.0f} GetRecords/s; lost {many['leases_lost']:.0f}",
-                "",
+                many,
                 "<= 25%, <= 250 MB",
                 _yes(many["targets"]["met"]),
             )
         )
-        standard = many.get("standard_loop")
-        if standard is not None:
+        if "standard_loop" in many:
             rows.append(
-                (
+                _many_row(
                     "  same on asyncio's standard loop (--event-loop asyncio)",
-                    f"{standard['cpu_share']:.0%} / {standard['rss_peak_mb']:.0f} MB",
-                    f"{standard['get_records_per_s']:,.0f} GetRecords/s; "
-                    f"lost {standard['leases_lost']:.0f}",
-                    "",
+                    many["standard_loop"],
                     "(information)",
                     "",
                 )
