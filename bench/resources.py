@@ -35,8 +35,14 @@ def run_many_shards(quick: bool, shards: int = 1000) -> dict[str, Any]:
     asyncio's standard loop for comparison (``standard_loop``)."""
     result = measure_many_shards(quick, shards)
     standard = measure_many_shards(quick, shards, ("--event-loop", "asyncio"))
-    kept = ("cpu_share", "rss_peak_mb", "get_records_per_s", "cpu_ms_per_get_records")
-    result["standard_loop"] = {key: standard[key] for key in (*kept, "leases_lost")}
+    kept = (
+        "cpu_share",
+        "rss_peak_mb",
+        "get_records_per_s",
+        "cpu_ms_per_get_records",
+        "leases_lost",
+    )
+    result["standard_loop"] = {key: standard[key] for key in kept}
     return result
 
 
