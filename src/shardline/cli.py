@@ -59,8 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _one_line(exc: BaseException) -> str:
     from shardline.errors import ConnectionFailedError
+    from shardline.redact import redact_text
 
-    text = " ".join(str(exc).split())
+    text = redact_text(" ".join(str(exc).split()))
     if isinstance(exc, ConnectionFailedError):
         return f"cannot reach the endpoint ({text}); check --endpoint-url / AWS_ENDPOINT_URL"
     return text

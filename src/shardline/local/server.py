@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import FrameType, TracebackType
 from typing import Any
 
+from shardline.extras import require
 from shardline.local import patch
 from shardline.local.control import SETTINGS, ControlApi
 from shardline.local.faults import FaultRule, Faults
@@ -129,9 +130,13 @@ class LocalStack:
     # --- lifecycle ----------------------------------------------------------------
 
     def start(self) -> LocalStack:
-        """Patch moto, bind the port, serve in a daemon thread, start the timers."""
+        """Patch moto, bind the port, serve in a daemon thread, start the timers.
+
+        Raises :class:`~shardline.extras.MissingExtraError` (one line naming
+        ``pip install 'shardline[local]'``) when moto's server is not installed."""
         if self._server is not None:
             return self
+        require("moto.moto_server.werkzeug_app", "local", feature="the local stack")
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
