@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test check unit integration bench chaos compat-deps clean
+.PHONY: install demo test check unit integration bench chaos compat-deps deploy-deps clean
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ check: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: check compat-deps
+test: check compat-deps deploy-deps
 	$(BIN)/pytest -q -p no:cacheprovider
 
 unit: install
@@ -34,6 +34,10 @@ integration: install
 compat-deps: install
 	bash tests/compat/install.sh
 
+# checkov, hadolint, kubernetes-validate, python-hcl2 in .venv-deploy/; promtool from apt
+deploy-deps:
+	bash deploy/check/install.sh
+
 bench: install
 	$(BIN)/python bench/run.py
 
@@ -42,4 +46,4 @@ chaos: install
 	$(BIN)/python -m tests.chaos.run --duration $(DURATION)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info
+	rm -rf $(VENV) .venv-deploy .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info
