@@ -22,7 +22,7 @@ check: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: check compat-deps deploy-deps
+test: check compat-deps pg-deps deploy-deps
 	$(BIN)/pytest -q -p no:cacheprovider
 
 unit: install
@@ -37,6 +37,9 @@ compat-deps: install
 # checkov, hadolint, kubernetes-validate, python-hcl2 in .venv-deploy/; promtool from apt
 deploy-deps:
 	bash deploy/check/install.sh
+
+pg-deps: install
+	bash tests/postgres/install.sh
 
 bench: install
 	$(BIN)/python bench/run.py

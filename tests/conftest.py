@@ -11,6 +11,8 @@ import pytest
 
 from tests.tls_certs import make_tls
 
+pytest_plugins = ["tests.postgres.conftest_plugin"]
+
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_REGION", "us-east-1")
