@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     from shardline.multilang.cli import register as add_multilang
 
     add_multilang(commands)
+    from shardline.iam import register as add_iam_policy
+
+    add_iam_policy(commands)
     return parser
 
 
@@ -119,6 +122,12 @@ def _add_run(commands: Any) -> None:
     run.add_argument("--max-leases", type=int, help="most leases this worker holds")
     run.add_argument("--shard-sync-interval", type=float, default=60.0, help="seconds")
     run.add_argument("--shutdown-grace", type=float, default=5.0, help="seconds")
+    run.add_argument(
+        "--handoff-timeout",
+        type=float,
+        default=5.0,
+        help="seconds a balance steal waits for a graceful handoff (default 5; 0: take at once)",
+    )
     run.add_argument(
         "--lease-scan-interval",
         type=float,
@@ -212,6 +221,7 @@ def _run(args: argparse.Namespace) -> int:
         max_leases=args.max_leases,
         shard_sync_interval=args.shard_sync_interval,
         shutdown_grace=args.shutdown_grace,
+        handoff_timeout=args.handoff_timeout,
         lease_scan_interval=args.lease_scan_interval,
         aws=_aws_settings(args),
     )

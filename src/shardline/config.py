@@ -31,7 +31,8 @@ class ConsumerConfig:
 
     ``application`` names the lease table (as KCL's applicationName does) unless
     ``lease_table`` overrides it. Exactly one of ``table`` and ``stream_arn`` names the
-    stream. Durations are in seconds.
+    stream. Durations are in seconds. ``handoff_timeout``: how long a balance steal waits
+    for the current owner to hand the lease over gracefully (0: take it at once).
     """
 
     application: str
@@ -45,6 +46,7 @@ class ConsumerConfig:
     max_records: int = 1000
     max_leases: int | None = None
     max_leases_to_steal: int = 1
+    handoff_timeout: float = 5.0
     shard_sync_interval: float = 60.0
     parent_poll_interval: float = 10.0
     shutdown_grace: float = 5.0
@@ -83,6 +85,7 @@ class ConsumerConfig:
             raise ConfigError(f"max leases must be at least 1, got {self.max_leases}")
         if self.max_leases_to_steal < 0:
             raise ConfigError("max leases to steal must be 0 or more")
+        _check_positive("handoff timeout", self.handoff_timeout, minimum=0.0)
         if not self.worker_id or len(self.worker_id) > 256:
             raise ConfigError("worker id must be 1..256 characters")
         if self.processor_timeout is not None and self.processor_timeout <= 0:

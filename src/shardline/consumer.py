@@ -1,9 +1,9 @@
 """ShardConsumer: one held lease, from waiting-for-parents to its end.
 
-States: ``waiting-for-parents -> initializing -> processing -> (shard-ended |
-lease-lost | shutting-down)``. Reads re-poll at once while pages are non-empty and sleep
-the idle interval after an empty page. Processor calls run in an ordered lane: a batch
-is delivered only after the previous call returned.
+States (:class:`ConsumerState`): ``waiting-for-parents -> initializing -> processing ->
+(shard-ended | lease-lost | shutting-down | handing-over)``. Reads re-poll at once
+while pages are non-empty and sleep the idle interval after an empty page. Processor
+calls run in an ordered lane: a batch is delivered only after the previous call returned.
 """
 
 from __future__ import annotations
@@ -14,10 +14,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from shardline.checkpoint import Checkpointer
+from shardline.consumer_state import (
+    ConsumerSettings,
+    ConsumerState,
+    HandoffRequested,
+    LeaseLost,
+    ShardHost,
+    ShutdownRequested,
+)
 from shardline.errors import (
     ExpiredIteratorError,
     ResourceNotFoundError,
@@ -43,40 +50,7 @@ from shardline.waiting import wait_event
 
 log = logging.getLogger("shardline.consumer")
 T = TypeVar("T")
-
-
-class ShardHost(Protocol):
-    """What a consumer needs from its worker."""
-
-    async def parents_done(self, lease: Lease) -> bool: ...
-
-    async def discover_children(self, shard_id: str) -> frozenset[str]: ...
-
-    async def write_checkpoint(
-        self, shard_id: str, token: str, value: str, sub: int, children: frozenset[str] | None
-    ) -> None: ...
-
-    async def consumer_finished(self, shard_id: str, token: str, reason: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class ConsumerSettings:
-    stream_arn: str
-    max_records: int
-    idle_time: float
-    parent_poll_interval: float
-    retry_base_delay: float
-    retry_max_delay: float
-    call_on_empty: bool = False
-    processor_timeout: float | None = 300.0
-
-
-class LeaseLost(Exception):
-    """Internal signal: the lease is gone, stop the shard."""
-
-
-class ShutdownRequested(Exception):
-    """Internal signal: the worker is stopping."""
+__all__ = ["ConsumerSettings", "ConsumerState", "ShardConsumer", "ShardHost"]
 
 
 class ShardConsumer:
@@ -97,7 +71,7 @@ class ShardConsumer:
         self.shard_id = lease.key
         self.lease = lease
         self.token = token
-        self.state = "waiting-for-parents"
+        self.state = ConsumerState.WAITING_FOR_PARENTS
         self.records_processed = 0
         self._host = host
         self._streams = streams
@@ -110,6 +84,7 @@ class ShardConsumer:
         self._counts_own_invocations = bool(getattr(processor, "counts_invocations", False))
         self._lost = asyncio.Event()
         self._stop = asyncio.Event()
+        self._handoff = asyncio.Event()
         self._wake = asyncio.Event()
         self._checkpointer: Checkpointer | None = None
         self._position: str | None = None  # sequence number of the last record fetched
@@ -130,6 +105,12 @@ class ShardConsumer:
         self._stop.set()
         self._wake.set()
 
+    def request_handoff(self) -> None:
+        """Another worker asked for the lease: stop fetching, let the batch in flight
+        finish, then hand over (see :meth:`_hand_over`)."""
+        self._handoff.set()
+        self._wake.set()
+
     def wake(self) -> None:
         """Something changed (a parent finished): re-check without waiting for the poll."""
         self._wake.set()
@@ -142,25 +123,35 @@ class ShardConsumer:
             await self._initialize()
             reason = await self._consume()
         except LeaseLost:
-            reason = "lease-lost"
+            reason = ConsumerState.LEASE_LOST
             if self._initialized:
                 await self._call_quietly(self._processor.lease_lost, LeaseLostInput(self.shard_id))
+        except HandoffRequested:
+            reason = await self._hand_over()
         except ShutdownRequested:
             reason = await self._shutdown()
         except Exception:
             log.exception("shard %s: consumer failed; the lease will be released", self.shard_id)
-            reason = "failed"
+            reason = ConsumerState.FAILED
         self.state = reason
         await self._host.consumer_finished(self.shard_id, self.token, reason)
 
     async def _wait_for_parents(self) -> None:
+        """Wait for the parents; a shard that waited reads its lease again before it
+        starts (one consistent read) and stops quietly if the lease moved meanwhile."""
+        waited = False
         while not await self._host.parents_done(self.lease):
-            self.state = "waiting-for-parents"
+            waited = True
+            self.state = ConsumerState.WAITING_FOR_PARENTS
             await self._pause(self._settings.parent_poll_interval)
         self._check_signals()
+        if waited and not await self._patiently(
+            lambda: self._host.still_holds(self.shard_id, self.token)
+        ):
+            raise LeaseLost
 
     async def _initialize(self) -> None:
-        self.state = "initializing"
+        self.state = ConsumerState.INITIALIZING
         loop = asyncio.get_running_loop()
         self._checkpointer = Checkpointer(
             self.shard_id,
@@ -171,14 +162,16 @@ class ShardConsumer:
         )
         await self._call(
             self._processor.initialize,
-            InitializationInput(self.shard_id, self.lease.checkpoint, self.lease.checkpoint_sub),
+            InitializationInput(
+                self.shard_id, self.lease.checkpoint, self.lease.checkpoint_sub, self.lease.counter
+            ),
         )
         self._initialized = True
 
-    async def _consume(self) -> str:
+    async def _consume(self) -> ConsumerState:
         assert self._checkpointer is not None
         if self.lease.checkpoint == SHARD_END:
-            return "shard-ended"
+            return ConsumerState.SHARD_ENDED
         try:
             await self._read_to_end()
         except ResourceNotFoundError:
@@ -191,11 +184,11 @@ class ShardConsumer:
             )
             self._count_possible_loss()
         await self._end_shard()
-        return "shard-ended"
+        return ConsumerState.SHARD_ENDED
 
     async def _read_to_end(self) -> None:
         iterator: str | None = await self._iterator_from_checkpoint()
-        self.state = "processing"
+        self.state = ConsumerState.PROCESSING
         while iterator is not None:
             self._check_signals()
             page = await self._fetch(iterator)
@@ -365,7 +358,7 @@ class ShardConsumer:
     async def _end_shard(self) -> None:
         """Children get leases at once, then the processor must checkpoint SHARD_END."""
         assert self._checkpointer is not None
-        self.state = "shard-ending"
+        self.state = ConsumerState.SHARD_ENDING
         self._children = await self._host.discover_children(self.shard_id)
         self._checkpointer.mark_shard_end()
         attempt = 0
@@ -392,20 +385,38 @@ class ShardConsumer:
         children = self._children if value == SHARD_END else None
         await self._host.write_checkpoint(self.shard_id, self.token, value, sub, children)
 
-    async def _shutdown(self) -> str:
-        self.state = "shutting-down"
+    async def _shutdown(self) -> ConsumerState:
+        self.state = ConsumerState.SHUTTING_DOWN
+        await self._last_word()
+        return ConsumerState.SHUTDOWN
+
+    async def _hand_over(self) -> ConsumerState:
+        """As KCL 3's graceful handoff: ``shutdown_requested`` (the processor checkpoints),
+        then the lease goes to the worker that asked, then ``lease_lost``."""
+        self.state = ConsumerState.HANDING_OVER
+        await self._last_word()
+        if self._checkpointer is not None:
+            self._checkpointer.disable()
+        await self._host.hand_over(self.shard_id, self.token)
+        if self._initialized:
+            await self._call_quietly(self._processor.lease_lost, LeaseLostInput(self.shard_id))
+        return ConsumerState.HANDED_OVER
+
+    async def _last_word(self) -> None:
+        """``shutdown_requested``: the processor may checkpoint one last time."""
         if self._checkpointer is not None and not self._lost.is_set():
             await self._call_quietly(
                 self._processor.shutdown_requested,
                 ShutdownRequestedInput(self.shard_id, self._checkpointer),
             )
-        return "shutdown"
 
     # --- helpers ---------------------------------------------------------------------
 
     def _check_signals(self) -> None:
         if self._lost.is_set():
             raise LeaseLost
+        if self._handoff.is_set():
+            raise HandoffRequested
         if self._stop.is_set():
             raise ShutdownRequested
 

@@ -24,6 +24,13 @@ from shardline.errors import (
 )
 from shardline.leases.balance import LeaseState, plan_takes
 from shardline.leases.expiry import ExpiryTracker
+from shardline.leases.handoff import (
+    HandoffStep,
+    PendingHandoff,
+    asked_to_hand_over,
+    next_step,
+    still_held,
+)
 from shardline.leases.model import Lease
 from shardline.leases.table import LeaseTable
 from shardline.metrics import Metrics
@@ -33,6 +40,7 @@ log = logging.getLogger("shardline.leases")
 
 LeaseCallback = Callable[[Lease, str], Awaitable[None]]
 LostCallback = Callable[[str], Awaitable[None]]
+HandoffCallback = Callable[[str], Awaitable[None]]
 
 
 @dataclass
@@ -53,6 +61,13 @@ class CoordinatorSettings:
     take_interval: float
     max_leases: int | None = None
     max_leases_to_steal: int = 1
+    handoff_timeout: float = 0.0
+    """Seconds a balance steal waits for the owner to hand over (0: take at once)."""
+
+    @property
+    def handoff_poll(self) -> float:
+        """How often a pending handoff is looked at."""
+        return min(self.take_interval, 0.25)
 
 
 class LeaseCoordinator:
@@ -65,6 +80,7 @@ class LeaseCoordinator:
         *,
         on_acquired: LeaseCallback,
         on_lost: LostCallback,
+        on_handoff: HandoffCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
@@ -74,11 +90,14 @@ class LeaseCoordinator:
         self.worker_id = settings.worker_id
         self._on_acquired = on_acquired
         self._on_lost = on_lost
+        self._on_handoff = on_handoff
         self._clock = clock
         self._rng = rng or random.Random()
         self._expiry = ExpiryTracker(settings.failover_time)
         self._held: dict[str, HeldLease] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._asked: dict[str, asyncio.Task[None]] = {}  # handoffs we asked for
+        self._handing_over: dict[str, str] = {}  # held lease -> the next owner that asked
         self._take_now = asyncio.Event()
         self._taking = True
         self.last_scan: dict[str, Lease] = {}
@@ -102,12 +121,16 @@ class LeaseCoordinator:
     async def stop(self, *, release: bool) -> None:
         """Stop the loops; with ``release``, hand every held lease back at once."""
         self._taking = False
-        for task in self._tasks:
+        asked = dict(self._asked)
+        for task in [*self._tasks, *asked.values()]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *asked.values(), return_exceptions=True)
         self._tasks = []
         if release:
-            await asyncio.gather(*(self.release(key) for key in list(self._held)))
+            await asyncio.gather(
+                *(self.release(key) for key in list(self._held)),
+                *(self._withdraw(key) for key in asked),
+            )
 
     def request_take(self) -> None:
         """Run a take round now (a shard ended and its children want an owner)."""
@@ -189,13 +212,39 @@ class LeaseCoordinator:
             return
         del self._held[key]
         self.metrics.leases_held.set(len(self._held))
+        next_owner = self._handing_over.pop(key, None)
         async with held.lock:
             try:
-                if await self.table.evict(held.lease):
-                    self.metrics.lease_releases.inc()
-                    log.info("released lease %s", key)
+                await self._give_back(held.lease, next_owner)
             except ShardlineError as exc:
                 log.warning("could not release lease %s (it will expire): %s", key, exc)
+
+    async def _give_back(self, lease: Lease, next_owner: str | None) -> None:
+        """Evict, or complete the handoff when one is pending (asked, or found so)."""
+        if next_owner is not None and await self.table.hand_over(lease):
+            log.info("handed over lease %s to %s", lease.key, next_owner)
+        elif await self.table.evict(lease):
+            self.metrics.lease_releases.inc()
+            log.info("released lease %s", lease.key)
+        elif next_owner is None and await self.table.hand_over(lease):
+            log.info("handed over lease %s to its next owner", lease.key)
+
+    async def still_holds(self, key: str, token: str) -> bool:
+        """One consistent read: is the lease still ours as we hold it? Dropped (quietly,
+        without telling the consumer) when it moved."""
+        held = self._held.get(key)
+        if held is None or held.token != token:
+            return False
+        async with held.lock:
+            seen = await self.table.get_lease(key)
+            if still_held(seen, self.worker_id, held.lease.counter):
+                return True
+        if self._held.get(key) is held:
+            del self._held[key]
+            self._handing_over.pop(key, None)
+            self.metrics.leases_held.set(len(self._held))
+            log.info("lease %s moved while its shard waited for its parents; dropped", key)
+        return False
 
     # --- renewal -----------------------------------------------------------------------
 
@@ -221,8 +270,10 @@ class LeaseCoordinator:
                 return
             held.lease = renewed
             held.last_renewed = self._clock()
+        await self._notice_handoff(renewed)
 
     async def _lose(self, key: str, why: str) -> None:
+        self._handing_over.pop(key, None)
         if self._held.pop(key, None) is not None:
             self.metrics.lease_losses.inc()
             self.metrics.leases_held.set(len(self._held))
@@ -235,7 +286,9 @@ class LeaseCoordinator:
         leases = await self.table.list_leases()
         self._observe(leases)
         for lease in leases:
-            if lease.owner == self.worker_id and not lease.is_finished:
+            if lease.owner == self.worker_id and lease.handoff_pending:
+                self._await_handoff(lease)  # asked for before a restart
+            elif lease.owner == self.worker_id and not lease.is_finished:
                 renewed = await self.table.renew(lease)
                 if renewed is not None:
                     await self._hold(renewed, "reclaimed", "reclaimed")
@@ -265,10 +318,15 @@ class LeaseCoordinator:
             max_steal=self.settings.max_leases_to_steal,
             rng=self._rng,
         )
+        for lease in leases:
+            await self._notice_handoff(lease)
         for key in plan.take:
             await self._try_take(by_key[key], "took expired", "expired")
         for key in plan.steal:
-            await self._try_take(by_key[key], f"stole from {by_key[key].owner}", "stolen")
+            if self.settings.handoff_timeout > 0:
+                await self._ask_for(by_key[key])
+            else:
+                await self._try_take(by_key[key], f"stole from {by_key[key].owner}", "stolen")
 
     def _observe(self, leases: list[Lease]) -> None:
         self._expiry.observe(leases, self._clock())
@@ -280,20 +338,98 @@ class LeaseCoordinator:
         owner = self.worker_id if mine else lease.owner
         return LeaseState(key=lease.key, owner=owner, expired=expired, finished=lease.is_finished)
 
-    async def _try_take(self, lease: Lease, how: str, kind: str) -> None:
+    async def _try_take(self, lease: Lease, how: str, kind: str, detail: str = "") -> bool:
         if not self._taking or lease.key in self._held:
-            return
+            return False
         taken = await self.table.take(lease, self.worker_id)
         if taken is not None:
-            await self._hold(taken, how, kind)
+            await self._hold(taken, how, kind, detail)
+        return taken is not None
 
-    async def _hold(self, lease: Lease, how: str, kind: str) -> None:
-        log.info("%s lease %s (counter %d)", how, lease.key, lease.counter)
+    async def _hold(self, lease: Lease, how: str, kind: str, detail: str = "") -> None:
+        log.info("%s lease %s%s (counter %d)", how, lease.key, detail, lease.counter)
         token = uuid.uuid4().hex
         self._held[lease.key] = HeldLease(lease=lease, token=token, last_renewed=self._clock())
         self.metrics.lease_takes.labels(kind).inc()
         self.metrics.leases_held.set(len(self._held))
         await self._on_acquired(lease, token)
+
+    # --- graceful handoff: the current owner's side --------------------------------------
+
+    async def _notice_handoff(self, lease: Lease) -> None:
+        """Tell the consumer once when a lease we hold is asked of us."""
+        key = lease.key
+        if key not in self._held or key in self._handing_over:
+            return
+        if asked_to_hand_over(lease, self.worker_id) and lease.owner is not None:
+            self._handing_over[key] = lease.owner
+            log.info("asked by %s to hand over lease %s", lease.owner, key)
+            if self._on_handoff is not None:
+                await self._on_handoff(key)
+
+    # --- graceful handoff: the next owner's side -----------------------------------------
+
+    async def _ask_for(self, lease: Lease) -> None:
+        if not self._taking or lease.key in self._held or lease.key in self._asked:
+            return
+        asked = await self.table.request_handoff(lease, self.worker_id)
+        if asked is not None:
+            log.info("asked %s to hand over lease %s (counter %d)", lease.owner, lease.key,
+                     lease.counter)  # fmt: skip
+            self._await_handoff(asked)
+
+    def _await_handoff(self, lease: Lease) -> None:
+        pending = PendingHandoff(lease.key, lease.checkpoint_owner or "", self._clock())
+        task = asyncio.create_task(self._follow(pending), name=f"handoff {lease.key}")
+        self._asked[lease.key] = task
+
+    async def _follow(self, pending: PendingHandoff) -> None:
+        """Look at the lease until it is handed over, timed out, or gone elsewhere."""
+        try:
+            while self._taking:
+                await asyncio.sleep(self.settings.handoff_poll)
+                if await self._handoff_step(pending):
+                    return
+            await self._withdraw(pending.key)
+        finally:
+            if self._asked.get(pending.key) is asyncio.current_task():
+                del self._asked[pending.key]
+
+    async def _handoff_step(self, pending: PendingHandoff) -> bool:
+        """One look; True when the handoff is over (taken or abandoned)."""
+        try:
+            seen = await self.table.get_lease(pending.key)
+            now = self._clock()
+            step = next_step(pending, seen, self.worker_id, now, self.settings.handoff_timeout)
+            if step is HandoffStep.WAIT:
+                return False
+            if step is HandoffStep.ABANDON or seen is None:
+                log.info("gave up the handoff of lease %s: it moved", pending.key)
+                return True
+            waited = now - pending.requested_at
+            if step is HandoffStep.ACQUIRE:
+                detail = f", handed over by {pending.previous} after {waited:.2f}s"
+                return await self._try_take(seen, "took", "handoff", detail)
+            detail = f", handoff from {pending.previous} timed out after {waited:.2f}s"
+            return await self._try_take(seen, "took", "handoff-timeout", detail)
+        except ShardlineError as exc:
+            log.warning("handoff of lease %s: %s; will look again", pending.key, exc)
+            return False
+
+    async def _withdraw(self, key: str) -> None:
+        """Stopping while a handoff is pending: give the lease back to its owner (or,
+        when it was already handed over to us, release it for anyone)."""
+        try:
+            seen = await self.table.get_lease(key)
+            if seen is None or seen.owner != self.worker_id or key in self._held:
+                return
+            if seen.handoff_pending:
+                if await self.table.cancel_handoff(seen, self.worker_id):
+                    log.info("withdrew the handoff of lease %s", key)
+            elif await self.table.evict(seen):
+                log.info("released lease %s (handed over while stopping)", key)
+        except ShardlineError as exc:
+            log.warning("could not withdraw the handoff of lease %s: %s", key, exc)
 
     async def _every(self, interval: float, action: Callable[[], Awaitable[None]]) -> None:
         while True:

@@ -5,6 +5,9 @@ Attribute names and types follow KCL's lease serializer: ``leaseKey`` (S, hash k
 ``checkpoint`` (S), ``checkpointSubSequenceNumber`` (N),
 ``ownerSwitchesSinceCheckpoint`` (N), ``parentShardId`` (SS, omitted when empty),
 ``childShardIds`` (SS, omitted when empty), ``pendingCheckpoint`` (S, optional).
+``checkpointOwner`` (S) is KCL 3's graceful-handoff marker, present only while a
+handoff is pending: ``leaseOwner`` is then the next owner and ``checkpointOwner`` the
+current one. KCL 1.x/2.x readers ignore it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ OWNER_SWITCHES = "ownerSwitchesSinceCheckpoint"
 PARENTS = "parentShardId"
 CHILDREN = "childShardIds"
 PENDING = "pendingCheckpoint"
+CHECKPOINT_OWNER = "checkpointOwner"
 ENTITY_TYPE = "entityType"
 
 
@@ -45,6 +49,7 @@ def lease_from_item(item: Item) -> Lease:
         parent_shard_ids=_string_set(item, PARENTS),
         child_shard_ids=_string_set(item, CHILDREN),
         pending_checkpoint=_string(item, PENDING),
+        checkpoint_owner=_string(item, CHECKPOINT_OWNER),
     )
 
 
@@ -65,6 +70,8 @@ def item_from_lease(lease: Lease) -> Item:
         item[CHILDREN] = {"SS": sorted(lease.child_shard_ids)}
     if lease.pending_checkpoint is not None:
         item[PENDING] = {"S": lease.pending_checkpoint}
+    if lease.checkpoint_owner is not None:
+        item[CHECKPOINT_OWNER] = {"S": lease.checkpoint_owner}
     return item
 
 

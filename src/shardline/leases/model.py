@@ -24,6 +24,18 @@ class Lease:
     parent_shard_ids: frozenset[str] = frozenset()
     child_shard_ids: frozenset[str] = frozenset()
     pending_checkpoint: str | None = None
+    checkpoint_owner: str | None = None
+
+    @property
+    def actual_owner(self) -> str | None:
+        """Who may process and checkpoint now: during a handoff the old owner
+        (``checkpoint_owner``), otherwise ``owner``."""
+        return self.checkpoint_owner or self.owner
+
+    @property
+    def handoff_pending(self) -> bool:
+        """A graceful handoff was asked for: ``owner`` is the next owner."""
+        return self.checkpoint_owner is not None
 
     @property
     def is_finished(self) -> bool:

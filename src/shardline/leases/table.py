@@ -138,14 +138,18 @@ class LeaseTable:
     async def renew(self, lease: Lease) -> Lease | None:
         """counter := counter + 1 if unchanged; None when the lease was lost.
 
+        The lease is returned as stored after the write, so a handoff request shows.
         As KCL does, a failed condition is checked by re-reading: if the item shows us as
         owner with exactly counter + 1, our earlier attempt had landed (a retried request).
         """
         try:
-            await self._bump(lease, sets={})
+            answer = await self._bump(lease, sets={}, return_new=True)
         except ConditionalCheckFailedError:
             current = await self.get_lease(lease.key)
-            return current if self._landed(current, lease, lease.owner) else None
+            return current if self._landed(current, lease, lease.actual_owner) else None
+        stored = answer.get("Attributes")
+        if stored and f.is_lease_item(stored):
+            return f.lease_from_item(stored)
         return replace(lease, counter=lease.counter + 1)
 
     @staticmethod
@@ -153,16 +157,21 @@ class LeaseTable:
         """After a failed condition: did our own earlier (retried) attempt land?"""
         return (
             current is not None
-            and current.owner == owner
+            and current.actual_owner == owner
             and current.counter == expected.counter + 1
         )
 
     async def take(self, lease: Lease, owner: str) -> Lease | None:
-        """Take (or steal) a lease seen with ``lease.counter``; None when someone moved first."""
-        switched = lease.owner is not None and lease.owner != owner
+        """Take (or steal) a lease seen with ``lease.counter``; None when someone moved first.
+
+        A pending handoff (``checkpointOwner``) is cleared, as KCL 3's take does.
+        """
+        switched = lease.actual_owner is not None and lease.actual_owner != owner
         adds = {f.OWNER_SWITCHES: 1} if switched else {}
         try:
-            await self._bump(lease, sets={f.OWNER: {"S": owner}}, adds=adds)
+            await self._bump(
+                lease, sets={f.OWNER: {"S": owner}}, adds=adds, removes=(f.CHECKPOINT_OWNER,)
+            )
         except ConditionalCheckFailedError:
             current = await self.get_lease(lease.key)
             return current if self._landed(current, lease, owner) else None
@@ -171,10 +180,94 @@ class LeaseTable:
             owner=owner,
             counter=lease.counter + 1,
             owner_switches=lease.owner_switches + (1 if switched else 0),
+            checkpoint_owner=None,
         )
 
+    # --- graceful handoff (see leases/handoff.py) --------------------------------------
+
+    async def request_handoff(self, lease: Lease, next_owner: str) -> Lease | None:
+        """Ask the owner of ``lease`` to hand it to ``next_owner`` (KCL 3's
+        initiateGracefulLeaseHandoff): owner := next, checkpointOwner := current owner,
+        counter unchanged. None when the lease moved or a handoff is already pending."""
+        current_owner = lease.owner or ""
+        try:
+            await self.dynamodb.call(
+                "UpdateItem",
+                {
+                    "TableName": self.name,
+                    "Key": f.key_of(lease.key),
+                    "UpdateExpression": "SET #o = :next, #co = :current",
+                    "ConditionExpression": (
+                        "#c = :expected AND #o = :current AND attribute_not_exists(#co)"
+                    ),
+                    "ExpressionAttributeNames": {
+                        "#c": f.COUNTER,
+                        "#o": f.OWNER,
+                        "#co": f.CHECKPOINT_OWNER,
+                    },
+                    "ExpressionAttributeValues": {
+                        ":expected": {"N": str(lease.counter)},
+                        ":next": {"S": next_owner},
+                        ":current": {"S": current_owner},
+                    },
+                },
+            )
+        except ConditionalCheckFailedError:
+            current = await self.get_lease(lease.key)
+            landed = (
+                current is not None
+                and current.owner == next_owner
+                and current.checkpoint_owner == current_owner
+                and current.counter == lease.counter
+            )
+            return current if landed else None
+        return replace(lease, owner=next_owner, checkpoint_owner=current_owner)
+
+    async def hand_over(self, lease: Lease) -> bool:
+        """Complete a handoff asked of ``lease.actual_owner`` (KCL 3's assignLease to the
+        next owner): checkpointOwner removed, counter + 1, owner switches + 1."""
+        condition = ("#co = :me", {"#co": f.CHECKPOINT_OWNER}, {":me": {"S": lease.actual_owner}})
+        try:
+            await self._bump(
+                lease,
+                sets={},
+                adds={f.OWNER_SWITCHES: 1},
+                removes=(f.CHECKPOINT_OWNER,),
+                condition=condition,
+            )
+        except ConditionalCheckFailedError:
+            current = await self.get_lease(lease.key)
+            return (
+                current is not None
+                and current.checkpoint_owner is None
+                and current.owner == lease.owner
+                and current.counter == lease.counter + 1
+            )
+        return True
+
+    async def cancel_handoff(self, lease: Lease, me: str) -> bool:
+        """The next owner withdraws its request: the current owner is owner again."""
+        try:
+            await self.dynamodb.call(
+                "UpdateItem",
+                {
+                    "TableName": self.name,
+                    "Key": f.key_of(lease.key),
+                    "UpdateExpression": "SET #o = #co REMOVE #co",
+                    "ConditionExpression": "#o = :me AND attribute_exists(#co)",
+                    "ExpressionAttributeNames": {"#o": f.OWNER, "#co": f.CHECKPOINT_OWNER},
+                    "ExpressionAttributeValues": {":me": {"S": me}},
+                },
+            )
+        except ConditionalCheckFailedError:
+            return False
+        return True
+
     async def evict(self, lease: Lease) -> bool:
-        """Release a lease we own: counter + 1 and no owner, so others take it at once."""
+        """Release a lease we own: counter + 1 and no owner, so others take it at once.
+
+        While a handoff away from us is pending, ``leaseOwner`` names the next owner and
+        this fails; :meth:`hand_over` is the release then."""
         try:
             await self.dynamodb.call(
                 "UpdateItem",
@@ -186,7 +279,7 @@ class LeaseTable:
                     "ExpressionAttributeNames": {"#c": f.COUNTER, "#o": f.OWNER},
                     "ExpressionAttributeValues": {
                         ":one": {"N": "1"},
-                        ":owner": {"S": lease.owner or ""},
+                        ":owner": {"S": lease.actual_owner or ""},
                     },
                 },
             )
@@ -214,7 +307,7 @@ class LeaseTable:
         except ConditionalCheckFailedError:
             current = await self.get_lease(lease.key)
             if not (
-                self._landed(current, lease, lease.owner)
+                self._landed(current, lease, lease.actual_owner)
                 and current
                 and (current.checkpoint == checkpoint)
             ):
@@ -239,8 +332,11 @@ class LeaseTable:
         sets: dict[str, dict[str, Any]],
         adds: dict[str, int] | None = None,
         removes: tuple[str, ...] = (),
-    ) -> None:
-        """One UpdateItem: counter := expected + 1 plus ``sets``, conditional on the counter."""
+        condition: tuple[str, dict[str, str], dict[str, dict[str, Any]]] | None = None,
+        return_new: bool = False,
+    ) -> dict[str, Any]:
+        """One UpdateItem: counter := expected + 1 plus ``sets``, conditional on the counter
+        (and on ``condition``: an expression with its names and values)."""
         names = {"#c": f.COUNTER}
         values: dict[str, dict[str, Any]] = {
             ":expected": {"N": str(lease.counter)},
@@ -261,14 +357,20 @@ class LeaseTable:
             for i, name in enumerate(removes):
                 names[f"#r{i}"] = name
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
-        await self.dynamodb.call(
-            "UpdateItem",
-            {
-                "TableName": self.name,
-                "Key": f.key_of(lease.key),
-                "UpdateExpression": expression,
-                "ConditionExpression": "#c = :expected",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            },
-        )
+        condition_expression = "#c = :expected"
+        if condition is not None:
+            condition_expression += f" AND {condition[0]}"
+            names.update(condition[1])
+            values.update(condition[2])
+        params: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": f.key_of(lease.key),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition_expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if return_new:
+            params["ReturnValues"] = "ALL_NEW"
+        answer: dict[str, Any] = await self.dynamodb.call("UpdateItem", params)
+        return answer
