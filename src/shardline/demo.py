@@ -2,12 +2,13 @@
 
 Starts the embedded local stack with shard rollovers, creates a table with a stream,
 writes a steady flow of versioned changes, runs two worker processes, and shows a live
-view of shards, owners, checkpoints and records processed until Ctrl-C.
+view of shards, owners, checkpoints and records processed until Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
@@ -22,6 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from shardline.children import StopSignals, die_with_parent
 from shardline.leases.model import Lease
 from shardline.leases.table import LeaseTable
 from shardline.streams.aws import AwsJsonClient, AwsSettings
@@ -41,19 +43,32 @@ class DemoState:
 
 
 def run_demo(*, duration: float | None, rollover_every: float, writes_per_second: float) -> None:
-    """Run the demo until Ctrl-C (or ``duration`` seconds)."""
+    """Run the demo until SIGINT or SIGTERM (or ``duration`` seconds).
+
+    The first signal stops the writer and the live view, asks both workers to stop
+    (SIGTERM) and waits for them; a second one kills them and exits at once. The workers
+    get SIGKILL from the kernel if this process dies without stopping them.
+    """
     from shardline.local import LocalStack
 
-    with LocalStack(rollover_every=rollover_every) as stack, tempfile.TemporaryDirectory() as tmp:
+    workers: list[subprocess.Popen[bytes]] = []
+    with (
+        StopSignals(on_second=lambda signum: _kill_and_exit(workers, signum)) as signals,
+        LocalStack(rollover_every=rollover_every) as stack,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         env = _worker_env(stack.endpoint_url, tmp)
         aws = AwsSettings(region="us-east-1", endpoint_url=stack.endpoint_url)
         os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
         asyncio.run(_create_table(aws))
         for _ in range(OPEN_SHARDS - 1):
             stack.split(TABLE)
-        workers = [_start_worker(name, stack.endpoint_url, env, tmp) for name in WORKERS]
         try:
-            asyncio.run(_write_and_watch(aws, Path(tmp), duration, writes_per_second))
+            for name in WORKERS:
+                if not signals.stopping:
+                    workers.append(_start_worker(name, stack.endpoint_url, env, tmp))
+            if not signals.stopping:
+                asyncio.run(_write_and_watch(aws, Path(tmp), duration, writes_per_second, signals))
         except KeyboardInterrupt:
             pass
         finally:
@@ -78,17 +93,35 @@ def _start_worker(
         "shardline.demo_app:handle", "--table", TABLE, "--application", APPLICATION,
         "--endpoint-url", endpoint_url, "--worker-id", name, "--failover-time", "6",
     ]  # fmt: skip
-    return subprocess.Popen(command, env={**env, "DEMO_WORKER": name}, stdout=log, stderr=log)
+    return subprocess.Popen(
+        command,
+        env={**env, "DEMO_WORKER": name},
+        stdout=log,
+        stderr=log,
+        preexec_fn=die_with_parent(),  # only prctl and getppid run in the child
+    )
 
 
 def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
     for worker in workers:
-        worker.terminate()
+        if worker.poll() is None:
+            worker.terminate()
     for worker in workers:
         try:
             worker.wait(timeout=15)
         except subprocess.TimeoutExpired:
             worker.kill()
+            worker.wait()
+
+
+def _kill_and_exit(workers: list[subprocess.Popen[bytes]], signum: int) -> None:
+    """A second stop signal: kill the workers, reap them and exit at once."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.kill()
+    for worker in workers:
+        worker.wait()
+    os._exit(128 + signum)
 
 
 async def _create_table(aws: AwsSettings) -> None:
@@ -112,19 +145,30 @@ async def _create_table(aws: AwsSettings) -> None:
 
 
 async def _write_and_watch(
-    aws: AwsSettings, tmp: Path, duration: float | None, writes_per_second: float
+    aws: AwsSettings,
+    tmp: Path,
+    duration: float | None,
+    writes_per_second: float,
+    signals: StopSignals,
 ) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    remove = signals.on_stop(lambda: loop.call_soon_threadsafe(stop.set))
     dynamodb = AwsJsonClient.create("dynamodb", aws)
     state = DemoState()
     writer = asyncio.create_task(_write_forever(dynamodb, state, writes_per_second))
     leases = LeaseTable(dynamodb, APPLICATION)
     try:
         with Live(refresh_per_second=2, screen=False) as live:
-            while duration is None or time.monotonic() - state.started < duration:
+            while not stop.is_set() and (
+                duration is None or time.monotonic() - state.started < duration
+            ):
                 rows = await leases.list_leases() if await leases.exists() else []
                 live.update(_view(rows, state, _processed_counts(tmp)))
-                await asyncio.sleep(1.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
     finally:
+        remove()
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
         await dynamodb.close()

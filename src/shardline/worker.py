@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from shardline.config import ConsumerConfig
-from shardline.consumer import ConsumerSettings, ShardConsumer
+from shardline.consumer import ConsumerSettings, ConsumerState, ShardConsumer
 from shardline.errors import LeaseTableError, ShardlineError
 from shardline.leases.coordinator import CoordinatorSettings, LeaseCoordinator
 from shardline.leases.model import SHARD_END, TRIM_HORIZON, Lease
@@ -103,9 +103,11 @@ class Worker:
                 take_interval=cfg.take_interval,
                 max_leases=cfg.max_leases,
                 max_leases_to_steal=cfg.max_leases_to_steal,
+                handoff_timeout=cfg.handoff_timeout,
             ),
             on_acquired=self._on_acquired,
             on_lost=self._on_lost,
+            on_handoff=self._on_handoff,
             metrics=self.metrics,
         )
         await self._coordinator.start()
@@ -253,7 +255,23 @@ class Worker:
         if running is not None:
             running.consumer.lease_lost()
 
+    async def _on_handoff(self, key: str) -> None:
+        """Another worker asked for this lease; with no consumer running, hand it over now."""
+        running = self._running.get(key)
+        if running is not None:
+            running.consumer.request_handoff()
+        elif self._coordinator is not None:
+            await self._coordinator.release(key)
+
     # --- ShardHost: what consumers ask of the worker ------------------------------------
+
+    async def still_holds(self, shard_id: str, token: str) -> bool:
+        assert self._coordinator is not None
+        return await self._coordinator.still_holds(shard_id, token)
+
+    async def hand_over(self, shard_id: str, token: str) -> None:
+        assert self._coordinator is not None
+        await self._coordinator.release(shard_id, token)
 
     async def parents_done(self, lease: Lease) -> bool:
         assert self._table is not None
@@ -299,16 +317,16 @@ class Worker:
         if running is not None and running.consumer.token == token:
             del self._running[shard_id]
             self.metrics.forget_shard(shard_id)
-        if reason == "failed":
+        if reason == ConsumerState.FAILED:
             failures = self._failures.get(shard_id, 0) + 1
             self._failures[shard_id] = failures
             # hold the lease for a backoff, but not past a shutdown
             await wait_event(self._stopping, min(2 ** (failures - 1), 60))
         else:
             self._failures.pop(shard_id, None)
-        if reason != "lease-lost":
+        if reason not in (ConsumerState.LEASE_LOST, ConsumerState.HANDED_OVER):
             await self._coordinator.release(shard_id, token)
-        if reason == "shard-ended":
+        if reason == ConsumerState.SHARD_ENDED:
             self._coordinator.request_take()
             self._sync_now.set()  # clean up grandparents whose children have now started
 

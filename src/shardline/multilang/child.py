@@ -4,7 +4,8 @@ The child's stdout carries protocol lines; blank lines are skipped, other lines 
 not protocol messages are logged and skipped. Its stderr is forwarded to the log, one
 line per log record, tagged with the shard id (text without a newline is forwarded once
 the child has been quiet for a moment). Children run in their own session, so a Ctrl-C
-in the daemon's terminal reaches them only through the protocol.
+in the daemon's terminal reaches them only through the protocol; on Linux the kernel
+kills them when the daemon dies without stopping them (SIGKILL, OOM killer).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 from collections.abc import Sequence
 
+from shardline.children import die_with_parent
 from shardline.errors import ShardlineError
 from shardline.multilang.protocol import ChildMessage, ProtocolError, decode_child_line
 
@@ -56,6 +58,7 @@ class ChildProcess:
                 env=env if env is not None else dict(os.environ),
                 limit=_LINE_LIMIT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # SIGKILL when the daemon dies, even SIGKILLed
             )
         except OSError as exc:
             raise ChildFailedError(f"cannot start {' '.join(command)!r}: {exc}") from exc
