@@ -22,11 +22,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class InitializationInput:
-    """Where this shard resumes: its lease's checkpoint (a sequence number or sentinel)."""
+    """Where this shard resumes: its lease's checkpoint (a sequence number or sentinel).
+
+    ``lease_counter`` is the lease's ``leaseCounter`` when this worker acquired it (for
+    diagnostics: it orders the holders of one lease).
+    """
 
     shard_id: str
     sequence_number: str
     sub_sequence_number: int = 0
+    lease_counter: int | None = None
 
 
 @dataclass(frozen=True)
