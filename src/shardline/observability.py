@@ -7,8 +7,16 @@
 * ``GET /health``: the worker's :class:`HealthSource` answer as JSON; ``200`` when the
   worker is ready and healthy, ``503`` otherwise (ready: leases are held, or none are
   available to take; healthy: the worker can renew its leases);
-* ``GET /health/live``: ``200`` while healthy (liveness), ``GET /health/ready``: ``200``
-  while ready (readiness).
+* ``GET /health/live`` (liveness): ``200`` whenever the process and its event loop answer
+  (the server runs on the worker's loop, so a loop that is blocked or gone answers nothing
+  and the probe times out). A worker that cannot reach DynamoDB is not restarted for it:
+  a restart would not help, and the leases move to healthy workers anyway;
+* ``GET /health/ready`` (readiness): what ``/health`` answers, ``200`` when ready and
+  healthy, ``503`` otherwise.
+
+While serving, the registry also carries ``shardline_ready`` and ``shardline_healthy``
+(1 or 0, the worker's answer at scrape time): a worker that holds no lease and is not
+ready is one that sees unowned leases it has not taken (or one still starting).
 
 :class:`JsonFormatter` writes one JSON object per log line (``--log-format json``).
 """
@@ -23,6 +31,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from shardline.metrics import Metrics
 
@@ -56,6 +66,7 @@ class ObservabilityServer:
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
+        self._collector: _HealthCollector | None = None
 
     @property
     def url(self) -> str:
@@ -73,6 +84,9 @@ class ObservabilityServer:
 
     async def start(self) -> ObservabilityServer:
         """Bind and serve on the running event loop."""
+        if self._collector is None:
+            self._collector = _HealthCollector(self)
+            self.metrics.registry.register(self._collector)
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -88,6 +102,9 @@ class ObservabilityServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._collector is not None:
+            self.metrics.registry.unregister(self._collector)
+            self._collector = None
 
     async def __aenter__(self) -> ObservabilityServer:
         return await self.start()
@@ -110,16 +127,40 @@ class ObservabilityServer:
 
     async def _health(self, request: web.Request) -> web.Response:
         health = self.current_health()
-        ok = bool(health.get("ready")) and bool(health.get("healthy"))
-        return web.json_response(health, status=200 if ok else 503)
+        return web.json_response(health, status=200 if _ready_and_healthy(health) else 503)
 
     async def _live(self, request: web.Request) -> web.Response:
-        health = self.current_health()
-        return web.json_response(health, status=200 if health.get("healthy") else 503)
+        return web.json_response({"live": True})
 
     async def _ready(self, request: web.Request) -> web.Response:
-        health = self.current_health()
-        return web.json_response(health, status=200 if health.get("ready") else 503)
+        return await self._health(request)
+
+
+def _ready_and_healthy(health: dict[str, Any]) -> bool:
+    return bool(health.get("ready")) and bool(health.get("healthy"))
+
+
+class _HealthCollector(Collector):
+    """``shardline_ready`` and ``shardline_healthy`` from the worker's answer at scrape time."""
+
+    def __init__(self, server: ObservabilityServer) -> None:
+        self._server = server
+
+    def collect(self) -> Any:
+        health = self._server.current_health()
+        yield GaugeMetricFamily(
+            "shardline_ready",
+            "1 when the worker holds leases or none are available to take (readiness)",
+            value=1.0 if health.get("ready") else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "shardline_healthy",
+            "1 while the worker renews its leases and scans the lease table",
+            value=1.0 if health.get("healthy") else 0.0,
+        )
+
+    def describe(self) -> Any:
+        return []
 
 
 _STANDARD = frozenset(

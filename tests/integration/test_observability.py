@@ -73,16 +73,59 @@ class FakeWorker:
     [
         ({}, (200, 200, 200)),
         ({"ready": False, "leases": 0, "detail": "taking leases"}, (503, 200, 503)),
-        ({"healthy": False, "detail": "cannot renew"}, (503, 503, 200)),
+        ({"healthy": False, "detail": "cannot renew"}, (503, 200, 503)),
+        ({"ready": False, "healthy": False, "detail": "both"}, (503, 200, 503)),
     ],
 )
 async def test_health_endpoints(health: dict[str, Any], codes: tuple[int, int, int]) -> None:
+    """/health/ready answers as /health does; /health/live only says the loop answers."""
     async with ObservabilityServer(Metrics(), FakeWorker(**health)) as server:
         got = [(await get(f"{server.url}{path}"))[0]
                for path in ("/health", "/health/live", "/health/ready")]  # fmt: skip
         _, body = await get(f"{server.url}/health")
+        _, ready_body = await get(f"{server.url}/health/ready")
     assert tuple(got) == codes
     assert json.loads(body)["detail"] == FakeWorker(**health).answer["detail"]
+    assert json.loads(ready_body) == json.loads(body)
+
+
+async def test_ready_and_healthy_gauges_follow_the_worker_while_serving() -> None:
+    worker = FakeWorker(ready=False, leases=0)
+    metrics = Metrics()
+    async with ObservabilityServer(metrics, worker) as server:
+        first = samples((await get(f"{server.url}/metrics"))[1])
+        worker.answer.update(ready=True, healthy=False)
+        second = samples((await get(f"{server.url}/metrics"))[1])
+    assert (first[("shardline_ready", ())], first[("shardline_healthy", ())]) == (0.0, 1.0)
+    assert (second[("shardline_ready", ())], second[("shardline_healthy", ())]) == (1.0, 0.0)
+    # stopped: the gauges leave the registry (a new server may register them again)
+    assert metrics.registry.get_sample_value("shardline_ready") is None
+    async with ObservabilityServer(metrics, worker) as server:
+        assert (await get(f"{server.url}/metrics"))[0] == 200
+
+
+async def test_live_answers_while_the_loop_runs_and_not_when_it_is_blocked() -> None:
+    """Liveness is the event loop answering: while the loop is blocked (here: joining the
+    probing thread), the probe gets no answer whatever the timing."""
+    import threading
+    import urllib.request
+
+    async with ObservabilityServer(Metrics(), FakeWorker(healthy=False)) as server:
+        assert (await get(f"{server.url}/health/live"))[0] == 200
+        outcome: list[str] = []
+
+        def probe() -> None:  # another thread, as the kubelet is another process
+            try:
+                urllib.request.urlopen(f"{server.url}/health/live", timeout=0.5)
+                outcome.append("answered")
+            except OSError:
+                outcome.append("no answer")
+
+        thread = threading.Thread(target=probe)
+        thread.start()
+        thread.join()  # blocks the loop until the probe gave up
+        assert outcome == ["no answer"]
+        assert (await get(f"{server.url}/health/live"))[0] == 200
 
 
 async def test_health_before_a_worker_and_with_a_broken_one() -> None:
@@ -92,6 +135,8 @@ async def test_health_before_a_worker_and_with_a_broken_one() -> None:
 
     async with ObservabilityServer(Metrics()) as server:
         assert (await get(f"{server.url}/health"))[0] == 503
+        assert (await get(f"{server.url}/health/ready"))[0] == 503
+        assert (await get(f"{server.url}/health/live"))[0] == 200
     async with ObservabilityServer(Metrics(), Broken()) as server:
         status, body = await get(f"{server.url}/health")
     assert status == 503 and "RuntimeError" in json.loads(body)["detail"]
