@@ -87,6 +87,30 @@ class Metrics:
             "shardline_checkpoint_failures", "Checkpoint writes that failed", ["error"],
             registry=r,
         )  # fmt: skip
+        # --- sinks (label: the sink's URL, secrets masked) ---
+        self.sink_records_written = Counter(
+            "shardline_sink_records_written", "Changes made durable by a sink", ["sink"],
+            registry=r,
+        )  # fmt: skip
+        self.sink_write_failures = Counter(
+            "shardline_sink_write_failures", "Sink writes that failed (any error)", ["sink"],
+            registry=r,
+        )  # fmt: skip
+        self.sink_pushbacks = Counter(
+            "shardline_sink_pushbacks",
+            "Batches a busy target pushed back (retried without counting an attempt)",
+            registry=r,
+        )
+        self.sink_write_seconds = Histogram(
+            "shardline_sink_write_seconds", "Time to make one batch durable in a sink", ["sink"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.snapshot_items_copied = Counter(
+            "shardline_snapshot_items_copied", "Items copied by the snapshot scan", registry=r
+        )
+        self.snapshot_segments_done = Counter(
+            "shardline_snapshot_segments_done", "Snapshot segments finished here", registry=r
+        )
 
     def forget_shard(self, shard_id: str) -> None:
         """Drop per-shard series once a shard is no longer consumed here."""

@@ -17,17 +17,20 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shardline import early_signals
 from shardline.config import ConsumerConfig
+from shardline.errors import ConfigError
 from shardline.metrics import Metrics
 from shardline.processor import ProcessorFactory, processor_factory
 from shardline.streams.aws import AwsSettings
-from shardline.worker import Worker
+from shardline.worker import Worker, WorkerHook
 
 if TYPE_CHECKING:
     from shardline.delivery.config import DeliveryConfig
+    from shardline.sinks.base import Sink
 
 log = logging.getLogger("shardline")
 
@@ -39,13 +42,19 @@ class Consumer:
     :class:`~shardline.RecordProcessor` subclass, or a zero-argument factory of
     processors. Keyword arguments are the fields of :class:`~shardline.ConsumerConfig`;
     ``endpoint_url`` and ``region`` are accepted as shortcuts for the AWS settings.
+
+    ``sinks`` (see :mod:`shardline.sinks`) write every batch into their targets under the
+    delivery controls; ``processor`` may then be ``None`` (or a function, which runs
+    first). A batch is checkpointed once every sink holds it.
     """
 
     def __init__(
         self,
-        processor: object,
+        processor: object = None,
         *,
         application: str,
+        sinks: Sequence[Sink] = (),
+        snapshot_segments: int = 8,
         endpoint_url: str | None = None,
         region: str | None = None,
         delivery: DeliveryConfig | None = None,
@@ -57,7 +66,10 @@ class Consumer:
         **settings: Any,
     ) -> None:
         aws = settings.pop("aws", None) or AwsSettings(region=region, endpoint_url=endpoint_url)
-        if delivery is not None or lambda_mode:
+        if processor is None and not sinks:
+            raise ConfigError("give a processor, a sink, or both")
+        self.sinks = list(sinks)
+        if delivery is not None or lambda_mode or sinks:
             # batching and tumbling windows need a call after empty pages too
             settings.setdefault("call_process_records_even_for_empty_list", True)
         self.config = ConsumerConfig(application=application, aws=aws, **settings)
@@ -67,7 +79,12 @@ class Consumer:
         self.processor_factory = self._factory(
             processor, delivery, lambda_mode, function_name, destination_endpoint_url
         )
-        self.worker = Worker(self.config, self.processor_factory, self.metrics)
+        hooks: tuple[WorkerHook, ...] = ()
+        if self.sinks:
+            from shardline.sinks.runtime import SinkRuntime
+
+            hooks = (SinkRuntime(self.sinks, self.metrics, snapshot_segments=snapshot_segments),)
+        self.worker = Worker(self.config, self.processor_factory, self.metrics, hooks=hooks)
 
     def _factory(
         self,
@@ -77,7 +94,7 @@ class Consumer:
         function_name: str | None,
         destination_endpoint_url: str | None,
     ) -> ProcessorFactory:
-        if delivery is None and not lambda_mode:
+        if delivery is None and not lambda_mode and not self.sinks:
             return processor_factory(processor)
         from shardline.delivery.wrap import wrap_processor
 
@@ -92,6 +109,7 @@ class Consumer:
             function_name=function_name,
             retry_base_delay=self.config.retry_base_delay,
             retry_max_delay=self.config.retry_max_delay,
+            sinks=self.sinks,
         )
 
     def run(self, *, event_loop: str = "auto") -> None:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from shardline.config import ConsumerConfig
 from shardline.consumer import ConsumerSettings, ConsumerState, ShardConsumer
@@ -31,6 +32,16 @@ from shardline.waiting import wait_event
 log = logging.getLogger("shardline.worker")
 
 
+class WorkerHook(Protocol):
+    """Work a worker does around consuming (the sinks: connect, snapshot, close)."""
+
+    async def before_consuming(self, worker: Worker, stop: asyncio.Event) -> None:
+        """After the stream and the lease table are ready, before any lease is taken."""
+
+    async def after_close(self) -> None:
+        """After the worker stopped consuming (also after a failed start)."""
+
+
 @dataclass
 class _Running:
     consumer: ShardConsumer
@@ -45,8 +56,10 @@ class Worker:
         config: ConsumerConfig,
         processor_factory: ProcessorFactory,
         metrics: Metrics | None = None,
+        hooks: tuple[WorkerHook, ...] = (),
     ) -> None:
         self.config = config
+        self.hooks = hooks
         self.processor_factory = processor_factory
         self.metrics = metrics or Metrics()
         self.stream_arn: str | None = None
@@ -62,6 +75,7 @@ class Worker:
         self._sync_now = asyncio.Event()
         self._failures: dict[str, int] = {}
         self._stopping = asyncio.Event()
+        self._stop = asyncio.Event()
         self._ownership_checked = False
         self.started = asyncio.Event()
 
@@ -69,6 +83,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down gracefully and release the leases."""
+        self._stop = stop
         try:
             await self._start()
             self.started.set()
@@ -93,6 +108,8 @@ class Worker:
         )
         self._table = LeaseTable(self._dynamodb, cfg.lease_table_name)
         await self._table.ensure_exists()
+        for hook in self.hooks:
+            await hook.before_consuming(self, self._stop)
         await self.sync_shards()
         self._coordinator = LeaseCoordinator(
             self._table,
@@ -117,6 +134,12 @@ class Worker:
             self.stream_arn,
             cfg.lease_table_name,
         )
+
+    @property
+    def dynamodb(self) -> AwsJsonClient:
+        """The DynamoDB client (lease table, source table); set once the worker started."""
+        assert self._dynamodb is not None, "the worker has not started"
+        return self._dynamodb
 
     async def _resolve_stream(self) -> str:
         assert self._dynamodb is not None
@@ -158,6 +181,8 @@ class Worker:
         if self._dynamodb is not None:
             await self._dynamodb.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        for hook in self.hooks:
+            await hook.after_close()
 
     # --- shard sync ------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ from shardline.processor import (
     ShutdownRequestedInput,
 )
 from shardline.records import StreamRecord
+from shardline.sinks.base import SinkError
 from shardline.waiting import wait_event
 
 log = logging.getLogger("shardline.delivery")
@@ -80,6 +81,7 @@ class _Result:
     error_type: str = ""
     error_message: str = ""
     response: Any = None
+    pushback: bool = False  # a sink's target was busy: wait and retry, not a failure
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
         if self._buffered() or not self._frontier.all_done():
             return  # stopping with records undone: never SHARD_END past them
         await ended.checkpointer.checkpoint_async()
+        await self._close_invoker(lost=False)
 
     async def shutdown_requested(self, request: ShutdownRequestedInput) -> None:
         """Stop starting batches, let in-flight calls end, checkpoint what is done."""
@@ -154,6 +157,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
         await self._join_lanes()
         if not self.config.tumbling:
             await self._checkpoint()
+        await self._close_invoker(lost=False)
 
     async def lease_lost(self, lost: LeaseLostInput) -> None:
         """Stop at once: the records are another worker's now."""
@@ -162,6 +166,13 @@ class DeliveryProcessor(AsyncRecordProcessor):
         for lane in self._lanes:
             if lane.task is not None:
                 lane.task.cancel()
+        await self._close_invoker(lost=True)
+
+    async def _close_invoker(self, *, lost: bool) -> None:
+        """Tell an invoker with a ``close`` hook (the sinks) that the lease ended."""
+        close = getattr(self._invoke_handler, "close", None)
+        if close is not None:
+            await close(lost=lost)
 
     # --- intake ------------------------------------------------------------------------
 
@@ -276,12 +287,19 @@ class DeliveryProcessor(AsyncRecordProcessor):
 
     async def _deliver(self, batch: list[StreamRecord]) -> None:
         queue = [Attempt(batch, 0)]
+        pushbacks = 0
         while queue:
             self._check_running()
             attempt = await self._drop_expired(queue.pop(0))
             if not attempt.records:
                 continue
             result = await self._invoke(attempt.records)
+            if result.pushback:
+                pushbacks += 1
+                queue.insert(0, attempt)
+                await self._sleep(self._backoff(pushbacks))
+                continue
+            pushbacks = 0
             attempt = Attempt(attempt.records, attempt.failures, attempt.invocations + 1)
             if result.failed_from is None:
                 self._done(attempt.records)
@@ -334,18 +352,27 @@ class DeliveryProcessor(AsyncRecordProcessor):
             response = await self._invoke_handler(records, window)
         except ShutdownError:
             raise
+        except SinkError as exc:
+            if not exc.retriable:
+                return self._failed(records, exc)
+            self._metrics.sink_pushbacks.inc()
+            log.warning("shard %s: %s; retrying (the target pushed back)", self._shard_id, exc)
+            return _Result(0, type(exc).__name__, str(exc), pushback=True)
         except Exception as exc:
-            self._metrics.invocation_failures.inc()
-            log.warning(
-                "shard %s: handler failed on %d records %s..%s: %r",
-                self._shard_id,
-                len(records),
-                records[0].sequence_number if records else "-",
-                records[-1].sequence_number if records else "-",
-                exc,
-            )
-            return _Result(0, type(exc).__name__, str(exc))
+            return self._failed(records, exc)
         return self._judge(records, response)
+
+    def _failed(self, records: list[StreamRecord], exc: Exception) -> _Result:
+        self._metrics.invocation_failures.inc()
+        log.warning(
+            "shard %s: handler failed on %d records %s..%s: %s",
+            self._shard_id,
+            len(records),
+            records[0].sequence_number if records else "-",
+            records[-1].sequence_number if records else "-",
+            exc if isinstance(exc, SinkError) else repr(exc),
+        )
+        return _Result(0, type(exc).__name__, str(exc))
 
     def _judge(self, records: list[StreamRecord], response: Any) -> _Result:
         if not self.config.report_batch_item_failures or not records:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from shardline.delivery.config import DeliveryConfig
 from shardline.delivery.destinations import make_destination
@@ -16,6 +16,9 @@ from shardline.processor import AsyncRecordProcessor, ProcessorFactory, RecordPr
 from shardline.processor import processor_factory as plain_processor_factory
 from shardline.records import StreamRecord
 from shardline.streams.aws import AwsSettings
+
+if TYPE_CHECKING:
+    from shardline.sinks.base import Sink
 
 
 def wrap_processor(
@@ -30,6 +33,7 @@ def wrap_processor(
     function_name: str | None = None,
     retry_base_delay: float = 0.5,
     retry_max_delay: float = 30.0,
+    sinks: Sequence[Sink] = (),
 ) -> ProcessorFactory:
     """The per-shard processor factory for ``handler`` under ``delivery_config``.
 
@@ -37,18 +41,15 @@ def wrap_processor(
     (nothing changes). Otherwise ``handler`` must be a function: ``handle(records)``
     (``handle(records, window)`` with tumbling windows), or, in ``lambda_mode``, a
     Lambda ``handler(event, context)``; ``lambda_mode`` with no config uses Lambda's
-    defaults. ``stream_arn`` may be a zero-argument callable (the worker resolves the
+    defaults. With ``sinks``, ``handler`` may be ``None``; each batch goes to the handler
+    first, then to every sink (see :mod:`shardline.sinks.fanout`). ``stream_arn`` may be a
+    zero-argument callable (the worker resolves the
     ARN at start). The destination endpoint defaults to ``aws.endpoint_url``.
     """
-    if delivery_config is None and not lambda_mode:
+    if delivery_config is None and not lambda_mode and not sinks:
         return plain_processor_factory(handler)
     config = delivery_config or DeliveryConfig()
-    function = _checked_function(handler)
-    if lambda_mode:
-        name = function_name or str(getattr(function, "__name__", "shardline"))
-        invoker = lambda_invoker(function, stream_arn, function_name=name)
-    else:
-        invoker = batch_invoker(function)
+    function = None if handler is None and sinks else _checked_function(handler)
     aws = aws or AwsSettings()
     destination = None
     if config.on_failure is not None:
@@ -65,7 +66,40 @@ def wrap_processor(
         retry_max_delay=retry_max_delay,
         metrics=metrics,
     )
+    if sinks:
+        if lambda_mode:
+            raise ConfigError("--lambda cannot be combined with sinks; pass a function instead")
+        return _sink_factory(sinks, function, config, settings)
+    assert function is not None
+    if lambda_mode:
+        name = function_name or str(getattr(function, "__name__", "shardline"))
+        invoker = lambda_invoker(function, stream_arn, function_name=name)
+    else:
+        invoker = batch_invoker(function)
     return lambda: DeliveryProcessor(invoker, config, settings)
+
+
+def _sink_factory(
+    sinks: Sequence[Sink],
+    function: Callable[..., Any] | None,
+    config: DeliveryConfig,
+    settings: DeliverySettings,
+) -> ProcessorFactory:
+    """Per shard: the handler (if any), then every sink; checkpoint when all hold a batch."""
+    from shardline.delivery.filters import FilterSet, normalize_filter_criteria
+    from shardline.sinks.fanout import SinkFanout, SinkRoute
+
+    routes = [
+        SinkRoute(sink, FilterSet(normalize_filter_criteria(sink.filter_criteria)))
+        for sink in sinks
+    ]
+    metrics = settings.metrics or Metrics()
+
+    def make() -> DeliveryProcessor:
+        fanout = SinkFanout(routes, function, settings.stream_arn, metrics)
+        return DeliveryProcessor(fanout, config, settings)
+
+    return make
 
 
 def _checked_function(handler: object) -> Callable[..., Any]:

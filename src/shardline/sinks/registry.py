@@ -1,0 +1,94 @@
+"""A sink from its URL: the scheme picks the sink, the query (or pipeline keys) its options."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shardline.errors import ConfigError
+from shardline.sinks.base import Sink
+from shardline.sinks.options import SinkOptions, parse_bool, parse_sink_url
+
+__all__ = ["SCHEMES", "load_callable", "sink_from_url"]
+
+
+def _postgres(options: SinkOptions) -> Sink:
+    from shardline.sinks.postgres import PostgresSink
+
+    return PostgresSink.from_options(options)
+
+
+def _dynamodb(options: SinkOptions) -> Sink:
+    from shardline.sinks.dynamodb import DynamoDBSink
+
+    return DynamoDBSink.from_options(options)
+
+
+#: URL scheme -> (the query parameters the driver keeps, builder).
+SCHEMES: dict[str, tuple[frozenset[str], Callable[[SinkOptions], Sink]]] = {}
+
+
+def _register() -> None:
+    from shardline.sinks.postgres import LIBPQ_PARAMETERS
+
+    for scheme in ("postgresql", "postgres"):
+        SCHEMES[scheme] = (LIBPQ_PARAMETERS, _postgres)
+    SCHEMES["dynamodb"] = (frozenset(), _dynamodb)
+
+
+def sink_from_url(
+    url: str, extra: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Sink:
+    """The sink ``url`` names, with ``extra`` options (a pipeline file's keys) on top.
+
+    Raises :class:`ConfigError` for an unknown scheme or option, naming the sink.
+    """
+    if not SCHEMES:
+        _register()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in SCHEMES:
+        raise ConfigError(
+            f"sink {url.split('?')[0]!r}: unknown kind {scheme or '(none)'!r} "
+            f"(known: {', '.join(sorted(SCHEMES))}://...)"
+        )
+    keep, build = SCHEMES[scheme]
+    options = parse_sink_url(url, keep, extra, environ)
+    snapshot = options.take("snapshot", False, parse_bool)
+    transform = options.take("transform")
+    filters = options.take("filter_criteria")
+    sink = build(options)
+    sink.snapshot = snapshot
+    if transform is not None:
+        sink.transform = load_callable(str(transform), f"sink {sink.name}: transform")
+    sink.filter_criteria = _filters(filters, sink.name)
+    return sink
+
+
+def _filters(value: Any, name: str) -> Any:
+    if value is None or not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"sink {name}: filter_criteria is not valid JSON: {exc}") from exc
+
+
+def load_callable(spec: str, what: str) -> Callable[..., Any]:
+    """Import ``module:attribute`` (the current directory is on the path); it must be callable."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"{what} {spec!r} must look like module:function")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{what}: cannot import module {module_name!r}: {exc}") from exc
+    target = getattr(module, attribute, None)
+    if not callable(target):
+        raise ConfigError(f"{what}: module {module_name!r} has no function {attribute!r}")
+    return target  # type: ignore[no-any-return]

@@ -1,0 +1,221 @@
+"""Snapshot, then stream: copy the whole source table into the sinks before following it.
+
+The table is read with a parallel Scan of ``segments`` segments. Segments are leased in
+the segment table (:mod:`.segments`) like shards: every worker of the application takes
+free or expired segments, copies them page by page, and records its position after each
+page, so a crashed worker's segment resumes from its last page, not from scratch. A
+worker starts following the stream only when every segment is done.
+
+Snapshot rows are older than any stream change (sequence number 0 in the replicas), and
+a page written twice (a crash between the write and the position) is written the same
+way again: the copy is idempotent. The stream is read from ``TRIM_HORIZON`` afterwards,
+so every change made while the scan ran is applied over the copied rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from shardline.metrics import Metrics
+from shardline.sinks.base import Sink, SinkContext, SinkError, SnapshotRow
+from shardline.sinks.segments import Segment, SegmentTable
+from shardline.waiting import wait_event
+
+if TYPE_CHECKING:
+    from shardline.streams.aws import AwsJsonClient
+
+log = logging.getLogger("shardline.snapshot")
+
+__all__ = ["SnapshotRun", "pick_segments"]
+
+_PAGE_LIMIT = 1000
+_MAX_BACKOFF = 30.0
+
+
+def pick_segments(
+    segments: Sequence[Segment],
+    expired: set[str],
+    me: str,
+    held: int,
+    parallel: int,
+) -> list[Segment]:
+    """Which segments to take now: not done, free or expired, up to ``parallel`` held."""
+    room = parallel - held
+    if room <= 0:
+        return []
+    free = [
+        s
+        for s in segments
+        if not s.done and s.owner != me and (s.owner is None or s.key in expired)
+    ]
+    return free[:room]
+
+
+class SnapshotRun:
+    """One worker's part of the snapshot; :meth:`run` returns when every segment is done."""
+
+    def __init__(
+        self,
+        dynamodb: AwsJsonClient,
+        context: SinkContext,
+        sinks: Sequence[Sink],
+        *,
+        worker_id: str,
+        segment_table: str,
+        segments: int = 8,
+        parallel: int = 2,
+        failover_time: float = 10.0,
+        metrics: Metrics | None = None,
+        page_limit: int = _PAGE_LIMIT,
+    ) -> None:
+        self.dynamodb = dynamodb
+        self.context = context
+        self.sinks = list(sinks)
+        self.worker_id = worker_id
+        self.table = SegmentTable(dynamodb, segment_table)
+        self.segments = segments
+        self.parallel = parallel
+        self.failover_time = failover_time
+        self.metrics = metrics or Metrics()
+        self.page_limit = page_limit
+        self._seen: dict[str, tuple[int, float]] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Copy segments until all are done (by any worker) or ``stop`` is set."""
+        segments = await self.table.ensure(self.segments)
+        if all(s.done for s in segments):
+            return
+        log.info("snapshot of %s: %d segments to copy", self.context.table, len(segments))
+        running: dict[str, asyncio.Task[None]] = {}
+        try:
+            while not stop.is_set():
+                segments = await self.table.list()
+                if all(s.done for s in segments):
+                    break
+                self._start_takes(segments, running, stop)
+                await wait_event(stop, self.failover_time / 4)
+                for key in [k for k, t in running.items() if t.done()]:
+                    running.pop(key).result()  # a copy that failed unexpectedly stops us
+        finally:
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+        if not stop.is_set():
+            log.info("snapshot of %s: every segment is copied", self.context.table)
+
+    def _start_takes(
+        self, segments: list[Segment], running: dict[str, asyncio.Task[None]], stop: asyncio.Event
+    ) -> None:
+        now = time.monotonic()
+        expired = self._observe(segments, now)
+        for segment in pick_segments(
+            segments, expired, self.worker_id, len(running), self.parallel
+        ):
+            running[segment.key] = asyncio.create_task(
+                self._take_and_copy(segment, stop), name=f"snapshot {segment.key}"
+            )
+
+    def _observe(self, segments: list[Segment], now: float) -> set[str]:
+        """Keys whose counter has been still for the failover time (as KCL judges leases)."""
+        seen: dict[str, tuple[int, float]] = {}
+        expired = set()
+        for s in segments:
+            previous = self._seen.get(s.key)
+            since = previous[1] if previous and previous[0] == s.counter else now
+            seen[s.key] = (s.counter, since)
+            if now - since > self.failover_time:
+                expired.add(s.key)
+        self._seen = seen
+        return expired
+
+    async def _take_and_copy(self, segment: Segment, stop: asyncio.Event) -> None:
+        taken = await self.table.take(segment, self.worker_id)
+        if taken is None:
+            return
+        log.info("snapshot: copying %s from item %d", taken.key, taken.copied)
+        await _CopyLoop(self, taken, stop).run()
+
+
+class _CopyLoop:
+    """Copies one held segment page by page, renewing it while a write is slow."""
+
+    def __init__(self, run: SnapshotRun, segment: Segment, stop: asyncio.Event) -> None:
+        self.run_ = run
+        self.segment: Segment | None = segment
+        self.stop = stop
+        self._lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        renewer = asyncio.create_task(self._renew_loop())
+        try:
+            await self._copy()
+        finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+
+    async def _copy(self) -> None:
+        while self.segment is not None and not self.stop.is_set():
+            segment = self.segment
+            items, position = await self._scan_page(segment)
+            rows = [
+                SnapshotRow(item, segment.index, segment.copied + i) for i, item in enumerate(items)
+            ]
+            await self._write(rows)
+            async with self._lock:
+                if self.segment is None:
+                    return
+                self.segment = await self.run_.table.progress(
+                    self.segment, position, segment.copied + len(rows)
+                )
+            self.run_.metrics.snapshot_items_copied.inc(len(rows))
+            if self.segment is None:
+                log.warning("snapshot: %s was taken by another worker", segment.key)
+                return
+            if position is None:
+                self.run_.metrics.snapshot_segments_done.inc()
+                log.info("snapshot: %s done (%d items)", segment.key, self.segment.copied)
+                return
+
+    async def _scan_page(
+        self, segment: Segment
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        params: dict[str, Any] = {
+            "TableName": self.run_.context.table,
+            "Segment": segment.index,
+            "TotalSegments": segment.total,
+            "Limit": self.run_.page_limit,
+            "ConsistentRead": True,
+        }
+        if segment.position is not None:
+            params["ExclusiveStartKey"] = segment.position
+        answer = await self.run_.dynamodb.call("Scan", params)
+        return list(answer.get("Items", [])), answer.get("LastEvaluatedKey") or None
+
+    async def _write(self, rows: list[SnapshotRow]) -> None:
+        """Write the page to every snapshot sink; a busy or failing sink is retried."""
+        pending = list(self.run_.sinks)
+        failures = 0
+        while pending and not self.stop.is_set():
+            sink = pending[0]
+            try:
+                await sink.write_snapshot(rows)
+                pending.pop(0)
+                failures = 0
+            except SinkError as exc:
+                failures += 1
+                delay = min(_MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+                level = logging.WARNING if exc.retriable else logging.ERROR
+                log.log(level, "snapshot: %s; retrying in %.1fs", exc, delay)
+                await wait_event(self.stop, delay)
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.run_.failover_time / 3)
+            async with self._lock:
+                if self.segment is None:
+                    return
+                self.segment = await self.run_.table.renew(self.segment)
