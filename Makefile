@@ -44,9 +44,11 @@ pg-deps: install
 bench: install
 	$(BIN)/python bench/run.py
 
+# make chaos [DURATION=s] [SEED=n] [BOUNDED=1: the run of make test] [CHAOS_ARGS=...]
 DURATION ?= 120
 chaos: install
-	$(BIN)/python -m tests.chaos.run --duration $(DURATION)
+	$(BIN)/python -m tests.chaos.run $(if $(BOUNDED),--bounded,--duration $(DURATION)) \
+		$(if $(SEED),--seed $(SEED)) $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-deploy .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info
