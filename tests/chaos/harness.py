@@ -72,6 +72,7 @@ class ChaosWorker:
         out: Path,
         failover: float,
         delay: float,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.worker_id = worker_id
         command = [
@@ -79,7 +80,7 @@ class ChaosWorker:
             "tests.chaos.recorder:ChaosRecorder", "--table", table, "--application", app,
             "--endpoint-url", endpoint, "--worker-id", worker_id,
             "--failover-time", str(failover), "--idle-time", "0.1",
-            "--shard-sync-interval", "5", "--shutdown-grace", "10",
+            "--shard-sync-interval", "5", "--shutdown-grace", "10", *extra,
         ]  # fmt: skip
         env = {**ENV, "CHAOS_FILE": str(out / "records.txt"), "CHAOS_WORKER": worker_id,
                "CHAOS_DELAY": str(delay)}  # fmt: skip
@@ -151,7 +152,12 @@ class Writer(threading.Thread):
 
 
 class Driver(threading.Thread):
-    """At random moments: SIGKILL, SIGTERM, restart and add workers, switch fault bursts on."""
+    """At random moments: SIGKILL, SIGTERM, restart and add workers, switch fault bursts on.
+
+    Step ``n`` draws from its own generator, seeded from ``rng`` and ``n``, so a seed
+    replays the same schedule (pauses, actions, faults) even when a step finds fewer
+    workers to choose from than it did the first time.
+    """
 
     def __init__(
         self,
@@ -171,6 +177,7 @@ class Driver(threading.Thread):
         self.app = app
         self.seconds = seconds
         self.rng = rng
+        self._schedule_seed = rng.randrange(1 << 30)
         self.min_workers = min_workers
         self.max_workers = max_workers
         self.pause = pause
@@ -189,7 +196,12 @@ class Driver(threading.Thread):
 
     def run(self) -> None:
         deadline = time.monotonic() + self.seconds
-        while time.monotonic() < deadline and not self._halt.wait(self.rng.uniform(*self.pause)):
+        step = 0
+        while time.monotonic() < deadline:
+            step += 1
+            self.rng = random.Random(self._schedule_seed * 1_000_003 + step)
+            if self._halt.wait(self.rng.uniform(*self.pause)):
+                break
             actions = {"kill": self._kill, "term": self._term, "fault": self._fault,
                        "add": self._add_worker}  # fmt: skip
             action = self.rng.choice(["kill", "term", "fault", "fault", "add"])

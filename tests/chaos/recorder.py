@@ -4,11 +4,15 @@ Each line is one event, space-separated, written with one ``os.write`` on an
 ``O_APPEND`` descriptor (so lines of different processes never interleave and the
 file order is the real order of events):
 
-* ``R time worker pid shard sequence key version``  a record was processed
-* ``I time worker pid shard checkpoint``            a consumer initialized
-* ``C start end worker pid shard value outcome``    a checkpoint: ok, refused or error
-* ``L time worker pid shard``                       the lease was lost
-* ``E time worker pid shard``                       SHARD_END was checkpointed
+* ``R time worker pid shard sequence key version lease``  a record was processed
+* ``I time worker pid shard checkpoint lease``            a consumer initialized
+* ``C start end worker pid shard value outcome lease``    a checkpoint: ok, refused or error
+* ``L time worker pid shard lease``                       the lease was lost
+* ``E time worker pid shard lease``                       SHARD_END was checkpointed
+
+``lease`` is the lease counter at which this process acquired the lease it works under
+(``InitializationInput.lease_counter``): it orders the holders of one shard's lease by
+the lease table's own fence, whatever the clocks and the file order say.
 """
 
 from __future__ import annotations
@@ -46,10 +50,13 @@ class ChaosRecorder(RecordProcessor):
     """Records what it processes; checkpoints after every batch."""
 
     shard_id = "-"
+    lease = "-"
 
     def initialize(self, initialization: InitializationInput) -> None:
         self.shard_id = initialization.shard_id
-        _emit([f"I {time.time():.6f} {_who()} {self.shard_id} {initialization.sequence_number}\n"])
+        self.lease = str(initialization.lease_counter)
+        _emit([f"I {time.time():.6f} {_who()} {self.shard_id} {initialization.sequence_number} "
+               f"{self.lease}\n"])  # fmt: skip
 
     def process_records(self, batch: ProcessRecordsInput) -> None:
         now, who = f"{time.time():.6f}", _who()
@@ -58,7 +65,7 @@ class ChaosRecorder(RecordProcessor):
             image = record.new_image or record.old_image or {}
             lines.append(
                 f"R {now} {who} {batch.shard_id} {record.sequence_number} "
-                f"{record.keys['pk']} {image.get('version', 0)}\n"
+                f"{record.keys['pk']} {image.get('version', 0)} {self.lease}\n"
             )
         _emit(lines)
         if _DELAY:
@@ -67,11 +74,11 @@ class ChaosRecorder(RecordProcessor):
             self._checkpoint(batch.checkpointer, batch.records[-1].sequence_number)
 
     def lease_lost(self, lost: LeaseLostInput) -> None:
-        _emit([f"L {time.time():.6f} {_who()} {lost.shard_id}\n"])
+        _emit([f"L {time.time():.6f} {_who()} {lost.shard_id} {self.lease}\n"])
 
     def shard_ended(self, ended: ShardEndedInput) -> None:
         self._checkpoint(ended.checkpointer, "SHARD_END")
-        _emit([f"E {time.time():.6f} {_who()} {ended.shard_id}\n"])
+        _emit([f"E {time.time():.6f} {_who()} {ended.shard_id} {self.lease}\n"])
 
     def _checkpoint(self, checkpointer: Checkpointer, value: str) -> None:
         started = f"{time.time():.6f}"
@@ -85,4 +92,5 @@ class ChaosRecorder(RecordProcessor):
             outcome = "error"
             raise
         finally:
-            _emit([f"C {started} {time.time():.6f} {_who()} {self.shard_id} {value} {outcome}\n"])
+            _emit([f"C {started} {time.time():.6f} {_who()} {self.shard_id} {value} {outcome} "
+                   f"{self.lease}\n"])  # fmt: skip

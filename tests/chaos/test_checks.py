@@ -39,16 +39,54 @@ def test_child_before_parent() -> None:
     assert checks.child_before_parent(bad, {"c": "p"}) == 1
 
 
-def test_a_checkpoint_after_another_owner_initialized_is_stale() -> None:
+def test_a_checkpoint_after_a_newer_holder_initialized_is_stale() -> None:
     rec = checks.parse([
-        "I 1.0 w1 11 s TRIM_HORIZON",
-        "I 2.0 w2 22 s 5",
-        "C 3.0 3.1 w1 11 s 7 ok",
-        "C 3.0 3.1 w2 22 s 7 ok",
-        "C 3.5 3.6 w1 11 s 8 refused",
+        "I 1.0 w1 11 s TRIM_HORIZON 3",
+        "I 2.0 w2 22 s 5 9",
+        "C 3.0 3.1 w1 11 s 7 ok 3",
+        "C 3.0 3.1 w2 22 s 7 ok 9",
+        "C 3.5 3.6 w1 11 s 8 refused 3",
     ])  # fmt: skip
     assert checks.stale_checkpoints_accepted(rec) == 1
     assert rec.failures == [(4, "11", "s")]
+
+
+def test_an_old_holder_initializing_late_does_not_make_the_new_holders_checkpoints_stale() -> None:
+    """The false alarm of issue 15: w1 took the lease (counter 5) while the shard waited
+    for its parent, w2 stole it (counter 8) and initialized, then w1 initialized too."""
+    rec = checks.parse([
+        "I 10.0 w2 22 s TRIM_HORIZON 8",
+        "I 10.5 w1 11 s TRIM_HORIZON 5",
+        "C 11.0 11.1 w2 22 s 7 ok 8",
+        "C 11.2 11.3 w1 11 s 7 refused 5",
+    ])  # fmt: skip
+    assert checks.stale_checkpoints_accepted(rec) == 0
+    assert checks.inits_of_lost_leases(rec) == 1
+
+
+def test_overlapping_deliveries_after_a_steal() -> None:
+    def row(index: int, pid: str, lease: int) -> checks.Row:
+        return checks.Row(index, float(index), pid, "s", index, "k", index, lease)
+
+    handed_over = [row(0, "1", 4), row(1, "1", 4), row(2, "2", 9), row(3, "2", 9)]
+    assert checks.overlapping_deliveries(handed_over, {("s", 9)}) == 0
+    interleaved = [row(0, "1", 4), row(1, "2", 9), row(2, "1", 4)]
+    assert checks.overlapping_deliveries(interleaved, {("s", 9)}) == 1
+    assert checks.overlapping_deliveries(interleaved, set()) == 0  # not a steal: a failure
+
+
+def test_lease_log_lines_give_the_steals_and_handoffs() -> None:
+    log = checks.parse_lease_log(
+        "INFO asked w1 to hand over lease s1 (counter 4)\n"
+        "INFO took lease s1, handed over by w1 after 0.84s (counter 6)\n"
+        "INFO asked w3 to hand over lease s2 (counter 7)\n"
+        "WARNING took lease s2, handoff from w3 timed out after 5.02s (counter 9)\n"
+        "INFO stole from w4 lease s3 (counter 2)\n"
+    )
+    assert log.asked == 2 and log.steals == {("s1", 6), ("s2", 9), ("s3", 2)}
+    figures = checks.handoff_figures(log)
+    assert figures["handoffs completed / timed out / given up"] == "1 / 1 / 0"
+    assert figures["handoff duration p50 / max (s)"] == "0.84 / 0.84"
 
 
 def test_takeover_gap_follows_descendants() -> None:
