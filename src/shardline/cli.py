@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         early_signals.install()  # before anything slow: SIGTERM now means a clean stop
     args = _parser().parse_args(argv)
+    args.words = words
     _setup_logging(args.log_level, getattr(args, "log_format", "text"))
     from shardline.errors import (
         AccessDeniedError,
@@ -38,8 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         LeaseTableError,
         ResourceNotFoundError,
     )
+    from shardline.sinks.base import SinkError
 
     user_errors = (
+        SinkError,
         ConfigError,
         CredentialsError,
         ConnectionFailedError,
@@ -90,12 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_stream_args(parser: argparse.ArgumentParser) -> None:
-    stream = parser.add_mutually_exclusive_group(required=True)
+def _add_stream_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    stream = parser.add_mutually_exclusive_group(required=required)
     stream.add_argument("--table", help="the DynamoDB table whose latest stream to read")
     stream.add_argument("--stream-arn", help="the DynamoDB stream ARN to read")
     parser.add_argument(
-        "--application", required=True, help="application name; names the lease table"
+        "--application", required=required, help="application name; names the lease table"
     )
     parser.add_argument("--lease-table", help="lease table name (default: the application)")
     parser.add_argument("--endpoint-url", help="endpoint for DynamoDB and Streams (local stack)")
@@ -103,12 +106,40 @@ def _add_stream_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="AWS profile name")
 
 
+#: The parsers of `run` and `check`, whose options the environment and --config may set.
+_RUN_PARSERS: dict[str, argparse.ArgumentParser] = {}
+
+
 def _add_run(commands: Any) -> None:
-    run = commands.add_parser("run", help="consume the stream with a processor")
+    run = commands.add_parser("run", help="consume the stream with a processor and/or sinks")
+    _add_run_arguments(run)
+    run.set_defaults(action=_run)
+    check = commands.add_parser(
+        "check", help="validate a pipeline and reach every target, without reading the stream"
+    )
+    _add_run_arguments(check)
+    check.set_defaults(action=_check)
+    _RUN_PARSERS.update(run=run, check=check)
+
+
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "processor", nargs="?", help="module:function or module:ProcessorClass (or --lambda)"
     )
-    _add_stream_args(run)
+    run.add_argument("--config", help="pipeline file (TOML): source, delivery, sinks")
+    run.add_argument(
+        "--sink",
+        action="append",
+        help="write into a target named by URL, e.g. postgresql://user@host/db?table=t or "
+        "dynamodb://Table (repeatable)",
+    )
+    run.add_argument(
+        "--snapshot", action="store_true", help="copy the whole table into the sinks first"
+    )
+    run.add_argument(
+        "--snapshot-segments", type=int, default=8, help="parallel Scan segments (default 8)"
+    )
+    _add_stream_args(run, required=False)
     run.add_argument(
         "--starting-position",
         default="TRIM_HORIZON",
@@ -142,7 +173,6 @@ def _add_run(commands: Any) -> None:
     from shardline.delivery.settings import add_delivery_arguments
 
     add_delivery_arguments(run)
-    run.set_defaults(action=_run)
 
 
 def _add_status(commands: Any) -> None:
@@ -192,18 +222,34 @@ def _aws_settings(args: argparse.Namespace) -> AwsSettings:
     return AwsSettings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
 
 
+def _resolved(args: argparse.Namespace) -> Any:
+    from shardline.delivery.settings import KEYS
+    from shardline.run_options import resolve_run
+
+    parser = _RUN_PARSERS[args.command]
+    return resolve_run(args, parser._actions, args.words, os.environ, KEYS)
+
+
 def _run(args: argparse.Namespace) -> int:
     from shardline.config import default_worker_id
-    from shardline.delivery.settings import delivery_from_args
+    from shardline.delivery.config import DeliveryConfig
     from shardline.errors import ConfigError
     from shardline.runner import Consumer
 
-    if (args.processor is None) == (args.lambda_handler is None):
-        raise ConfigError("give exactly one of a processor (module:function) or --lambda")
-    processor = load_processor(args.processor or args.lambda_handler)
+    resolved = _resolved(args)
+    sinks = resolved.sinks(os.environ)
+    if args.processor and args.lambda_handler:
+        raise ConfigError("give a processor (module:function) or --lambda, not both")
+    if not (args.processor or args.lambda_handler or sinks):
+        raise ConfigError("give a processor (module:function), --lambda, or a --sink")
+    handler = args.processor or args.lambda_handler
+    processor = load_processor(handler) if handler else None
+    wants_delivery = resolved.delivery or args.lambda_handler or sinks
     consumer = Consumer(
         processor,
-        delivery=delivery_from_args(args),
+        sinks=sinks,
+        snapshot_segments=args.snapshot_segments,
+        delivery=DeliveryConfig(**resolved.delivery) if wants_delivery else None,
         lambda_mode=args.lambda_handler is not None,
         function_name=args.function_name,
         destination_endpoint_url=args.on_failure_endpoint_url,
@@ -265,6 +311,28 @@ def load_processor(spec: str) -> object:
         return getattr(module, attribute)
     except AttributeError as exc:
         raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}") from exc
+
+
+def _check(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from shardline.delivery.config import DeliveryConfig
+    from shardline.sinks.check import check_pipeline
+
+    resolved = _resolved(args)
+    sinks = resolved.sinks(os.environ)
+    DeliveryConfig(**resolved.delivery)
+    handler = args.processor or args.lambda_handler
+    if handler:
+        load_processor(handler)
+    fine, problems = asyncio.run(
+        check_pipeline(_aws_settings(args), args.table, args.stream_arn, args.application, sinks)
+    )
+    for line in fine:
+        print(f"ok: {line}")
+    for line in problems:
+        print(f"shardline: error: {line}", file=sys.stderr)
+    return EXIT_USAGE if problems else 0
 
 
 def _status(args: argparse.Namespace) -> int:

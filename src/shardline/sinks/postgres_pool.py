@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shardline.extras_check import require
+from shardline.extras import require
 from shardline.sinks.base import SinkError
 
 if TYPE_CHECKING:
@@ -17,8 +17,8 @@ _CONNECT_TIMEOUT = 10.0
 
 async def open_pool(sink: PostgresSink, size: int, stage: str) -> Any:
     """An open pool of ``size`` connections; a connection that fails is one clear error."""
-    require("psycopg", "postgres")
-    require("psycopg_pool", "postgres")
+    require("psycopg", "postgres", feature="the postgresql sink")
+    require("psycopg_pool", "postgres", feature="the postgresql sink")
     import psycopg
     from psycopg_pool import AsyncConnectionPool
 
