@@ -10,8 +10,8 @@ otherwise carry CloudFormation's pseudo-parameter tokens, ``${AWS::Region}``,
 ``${AWS::AccountId}`` and ``${AWS::Partition}``: CloudFormation's ``Fn::Sub`` replaces
 them as they are, the Terraform module in ``deploy/terraform/ecs-service`` replaces them
 from the provider. Left unfilled, IAM reads one as a policy variable that no request
-carries, so the statement matches nothing: a forgotten placeholder fails closed. A value written in an ARN the user gave
-(a stream ARN, a queue ARN) is used as written.
+carries, so the statement matches nothing: a forgotten placeholder fails closed. A value
+written in an ARN the user gave (a stream ARN, a queue ARN) is used as written.
 
 :func:`markdown` renders docs/iam.md from the same functions
 (``shardline iam-policy --markdown > docs/iam.md``; a test fails when the file differs).
@@ -38,6 +38,8 @@ __all__ = [
     "partition_of",
     "pipeline_policy",
     "render",
+    "sink_source_statements",
+    "sink_statements",
     "snapshot_statements",
     "source_statements",
 ]
@@ -213,6 +215,15 @@ def snapshot_statements(pipeline: Pipeline) -> list[dict[str, Any]]:
     ]
 
 
+def sink_source_statements(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """Sinks learn the source table's key schema from ``DescribeTable`` at start. Given a
+    table, that is already granted; given a stream ARN (and no snapshot), it is added."""
+    if not pipeline.sinks or pipeline.stream_arn is None or pipeline.snapshot:
+        return []
+    table_arn = _table_arn(pipeline.where(), pipeline.source_table)
+    return [_statement("SinksReadTheSourceKeySchema", ["dynamodb:DescribeTable"], table_arn)]
+
+
 def destination_statements(pipeline: Pipeline) -> list[dict[str, Any]]:
     """The ``on_failure`` destination's (none for ``file://``).
 
@@ -260,6 +271,7 @@ def pipeline_policy(pipeline: Pipeline) -> dict[str, Any]:
         *source_statements(pipeline),
         lease_table_statement(pipeline),
         *snapshot_statements(pipeline),
+        *sink_source_statements(pipeline),
         *destination_statements(pipeline),
         *sink_statements(pipeline),
     ]
@@ -290,6 +302,13 @@ def render(policy: Mapping[str, Any]) -> str:
 
 class _SnapshotExample:
     snapshot = True
+
+    def iam_statements(self, region: str, account: str) -> list[dict[str, Any]]:
+        return []
+
+
+class _NoOp:
+    snapshot = False
 
     def iam_statements(self, region: str, account: str) -> list[dict[str, Any]]:
         return []
@@ -389,6 +408,13 @@ def markdown() -> str:
         "prefix, a target table, a KMS key), from its own `iam_statements(region, account)`; "
         "a sink outside AWS (PostgreSQL, a webhook, local files) adds none. "
         "`shardline iam-policy --config pipeline.toml` (or `--sink URL`) includes them.\n",
+        "Every sink reads the source table's key schema with `DescribeTable` when the worker "
+        "starts. With `--table` that is already granted; with `--stream-arn` it is added:\n",
+        _json_block(
+            sink_source_statements(
+                Pipeline(application="orders-sync", stream_arn=by_arn.stream_arn, sinks=(_NoOp(),))
+            )
+        ),
         "## Not called\n",
         "`run` and `status` call nothing else: no `Query`, no `BatchWriteItem`, no "
         "`ListTables`, no CloudWatch (metrics are served to Prometheus, not pushed). "
@@ -422,6 +448,10 @@ def register(commands: Any) -> None:
         help="ask STS (GetCallerIdentity) for the current credentials' account",
     )
     cmd.add_argument("--profile", help="AWS profile for --resolve-account")
+    cmd.add_argument(
+        "--snapshot", action="store_true", help="as run --snapshot: the sinks copy the table first"
+    )
+    cmd.add_argument("--config", help="pipeline file (TOML); flags override it")
     cmd.add_argument("--markdown", action="store_true", help="print docs/iam.md instead")
     cmd.set_defaults(action=run_command)
 
@@ -447,9 +477,8 @@ def pipeline_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     application, lease_table = args.application, args.lease_table
     region, on_failure = args.region, args.on_failure
     sinks: list[IamSink] = list(_sinks_from_urls(args.sink))
-    config = getattr(args, "config", None)
-    if config is not None:
-        loaded = _load_pipeline(config)
+    if args.config is not None:
+        loaded = _load_pipeline(args.config, environ)
         source = loaded.source
         if table is None and stream_arn is None:
             table, stream_arn = source.table, source.stream_arn
@@ -458,12 +487,14 @@ def pipeline_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         region = region or source.region
         if on_failure is None and loaded.delivery is not None:
             on_failure = loaded.delivery.on_failure
-        sinks = [*loaded.sinks, *sinks]
+        sinks = [*loaded.build_sinks(_KeepMissing(environ)), *sinks]
     if table is None and stream_arn is None:
         raise ConfigError("iam-policy needs --config, --table or --stream-arn")
     if not application:
         raise ConfigError("iam-policy needs --application (or a pipeline file with one)")
     region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
+    if args.snapshot:
+        sinks.append(_SnapshotFlag())
     account = args.account_id
     if account is None and args.resolve_account:
         account = _caller_account(region, args.profile)
@@ -479,10 +510,39 @@ def pipeline_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     )
 
 
-def _load_pipeline(path: str) -> Any:
+class _KeepMissing(Mapping[str, str]):
+    """The environment, with a variable that is not set kept as ``${NAME}``: a policy does
+    not depend on the secrets a pipeline file names, and an unset name stays visible."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __getitem__(self, name: str) -> str:
+        return self._environ.get(name, "${" + name + "}")
+
+    def __iter__(self) -> Any:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
+
+
+class _SnapshotFlag:
+    """``--snapshot``: the sinks copy the table first (its statements come with them)."""
+
+    snapshot = True
+
+    def iam_statements(self, region: str, account: str) -> list[dict[str, Any]]:
+        return []
+
+
+def _load_pipeline(path: str, environ: Mapping[str, str]) -> Any:
     from shardline.pipeline import load_pipeline  # type: ignore[import-not-found,unused-ignore]
 
-    return load_pipeline(path)
+    return load_pipeline(path, _KeepMissing(environ))
 
 
 def _sinks_from_urls(urls: Sequence[str]) -> list[IamSink]:
@@ -491,7 +551,7 @@ def _sinks_from_urls(urls: Sequence[str]) -> list[IamSink]:
     from shardline.errors import ConfigError
 
     try:
-        from shardline.pipeline import sink_from_url  # type: ignore[attr-defined,import-not-found,unused-ignore]
+        from shardline.sinks.registry import sink_from_url
     except ImportError as exc:
         raise ConfigError(f"--sink needs the sinks, which are not available: {exc}") from exc
     return [sink_from_url(url) for url in urls]

@@ -321,3 +321,43 @@ def test_command_markdown_and_mistakes(capsys: pytest.CaptureFixture[str]) -> No
     assert "--application" in capsys.readouterr().err
     assert main(["iam-policy", "--table", "T", "--application", "a", "--account-id", "x"]) == 2
     assert "12 digits" in capsys.readouterr().err
+
+
+def test_sinks_with_a_stream_arn_may_describe_the_source_table() -> None:
+    """Sinks read the key schema (DescribeTable) at start; with --table it is granted anyway."""
+    with_table = pipeline_policy(Pipeline(application="a", table="T", sinks=(StubSink(),)))
+    assert "SinksReadTheSourceKeySchema" not in by_sid(with_table)
+    without = pipeline_policy(Pipeline(application="a", stream_arn=STREAM))
+    assert "SinksReadTheSourceKeySchema" not in by_sid(without)
+    policy = pipeline_policy(Pipeline(application="a", stream_arn=STREAM, sinks=(StubSink(),)))
+    assert by_sid(policy)["SinksReadTheSourceKeySchema"]["Resource"] == (
+        "arn:aws:dynamodb:eu-west-1:111122223333:table/Orders"
+    )
+
+
+def test_config_file_flags_override_and_secrets_need_not_be_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("shardline.pipeline")
+    monkeypatch.delenv("REPLICA_PASSWORD", raising=False)
+    path = tmp_path / "pipeline.toml"
+    path.write_text(
+        '[source]\ntable = "Orders"\napplication = "orders-pg"\nregion = "eu-west-1"\n'
+        '[delivery]\non_failure = "arn:aws:sqs:eu-west-1:111122223333:dlq"\n'
+        "maximum_retry_attempts = 3\n"
+        '[[sinks]]\nurl = "postgresql://u:${REPLICA_PASSWORD}@db/app?table=orders"\n'
+        "snapshot = true\n"
+    )
+    assert main(["iam-policy", "--config", str(path), "--account-id", "111122223333"]) == 0
+    statements = by_sid(json.loads(capsys.readouterr().out))
+    assert statements["TheLeaseTable"]["Resource"] == (
+        "arn:aws:dynamodb:eu-west-1:111122223333:table/orders-pg"
+    )
+    assert statements["TheSnapshotSegmentTable"]["Resource"].endswith(":table/orders-pg-snapshot")
+    assert statements["FailureDestinationSqs"]["Resource"].endswith(":dlq")
+    args = ["iam-policy", "--config", str(path), "--lease-table", "L", "--region", "us-west-2"]
+    assert main(args) == 0
+    statements = by_sid(json.loads(capsys.readouterr().out))
+    assert statements["TheLeaseTable"]["Resource"] == (
+        f"arn:aws:dynamodb:us-west-2:{ACCOUNT_PLACEHOLDER}:table/L"
+    )
