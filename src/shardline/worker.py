@@ -97,7 +97,9 @@ class Worker:
 
     async def _start(self) -> None:
         cfg = self.config
-        self._dynamodb = AwsJsonClient.create("dynamodb", cfg.aws)
+        # lease renewals and checkpoints end (or fail) well inside a renew interval
+        lease_aws = cfg.aws.with_lease_deadlines(cfg.failover_time)
+        self._dynamodb = AwsJsonClient.create("dynamodb", lease_aws)
         streams_aws = AwsJsonClient.create("dynamodbstreams", cfg.aws)
         for client in (self._dynamodb, streams_aws):
             client.on_throttle = self._count_throttle

@@ -347,9 +347,9 @@ def test_parser_handles_every_split(run: Run[None], case: str) -> None:
 
     async def scenario() -> None:
         for pieces in splits:
-            conn = _Connection(asyncio.get_running_loop(), "test:1", 5.0)
+            conn = _Connection(asyncio.get_running_loop(), "test:1", tls=False, max_body=1 << 20)
             conn.connection_made(FakeTransport())
-            waiter = conn.send(b"request")
+            waiter = conn.send(b"request", 5.0)
             for piece in pieces:
                 conn.data_received(piece)
             assert waiter.result().body == body, pieces
@@ -370,9 +370,9 @@ def test_parser_handles_every_split(run: Run[None], case: str) -> None:
 )
 def test_connection_not_reusable_after(run: Run[None], raw: bytes) -> None:
     async def scenario() -> None:
-        conn = _Connection(asyncio.get_running_loop(), "test:1", 5.0)
+        conn = _Connection(asyncio.get_running_loop(), "test:1", tls=False, max_body=1 << 20)
         conn.connection_made(FakeTransport())
-        waiter = conn.send(b"request")
+        waiter = conn.send(b"request", 5.0)
         conn.data_received(raw)
         assert waiter.result().body == b"ok"
         assert not conn.reusable
@@ -760,9 +760,9 @@ def test_a_connection_opened_across_close_is_not_kept(run: Run[None]) -> None:
             gate = asyncio.Event()
             connect = pool._connect
 
-            async def slow_connect(loop: asyncio.AbstractEventLoop) -> _Connection:
+            async def slow_connect(loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
                 await gate.wait()
-                return await connect(loop)
+                return await connect(loop, deadline)
 
             pool._connect = slow_connect  # type: ignore[method-assign]
             in_flight = asyncio.create_task(pool.post(b"", {}))

@@ -24,13 +24,14 @@ import random
 import ssl
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
 
 import botocore.auth
 import botocore.exceptions
+import botocore.httpsession
 import botocore.session
 import orjson
 from botocore.auth import SigV4Auth
@@ -52,7 +53,15 @@ from shardline.errors import (
     TrimmedDataAccessError,
     ValidationError,
 )
-from shardline.streams.http import HttpError, HttpPool
+from shardline.redact import redact_url
+from shardline.streams.http import (
+    DEFAULT_MAX_BODY,
+    HttpBodyTooLargeError,
+    HttpError,
+    HttpPool,
+    HttpProtocolError,
+)
+from shardline.streams.http_wire import HttpContentEncodingError, decode_content
 
 __all__ = [
     "JSON_CONTENT_TYPE",
@@ -206,7 +215,13 @@ class AwsSettings:
 
     ``connect_timeout`` covers TCP connect and TLS handshake; ``read_timeout`` is the time
     from sending a request to having its complete answer (not a gap between reads); a
-    call that passes either is retried like any connection failure.
+    call that passes either is retried like any connection failure, on a fresh connection.
+
+    ``call_deadlines`` maps operation names to a deadline in seconds for the whole call,
+    retries included; each attempt then gets at most half of it, so a request stuck on a
+    dead connection is retried on a fresh one in time. :meth:`with_lease_deadlines` sets
+    them for the lease-table writes and reads from the failover time. ``max_body`` caps
+    an answer's size (as sent and decoded).
     """
 
     region: str | None = None
@@ -220,6 +235,8 @@ class AwsSettings:
     base_backoff: float = 0.05
     max_backoff: float = 5.0
     max_connections: int = 512
+    max_body: int = DEFAULT_MAX_BODY
+    call_deadlines: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -230,6 +247,27 @@ class AwsSettings:
             raise ConfigError("backoff must satisfy 0 <= base_backoff <= max_backoff")
         if self.max_connections < 1:
             raise ConfigError(f"max_connections must be at least 1, got {self.max_connections}")
+        if self.max_body < 1:
+            raise ConfigError(f"max_body must be at least 1, got {self.max_body}")
+        for operation, seconds in self.call_deadlines:
+            if not seconds > 0:
+                raise ConfigError(f"the deadline of {operation} must be positive, got {seconds}")
+
+    def with_lease_deadlines(self, failover_time: float) -> AwsSettings:
+        """These settings with a deadline of ``failover_time / 4`` on the lease-table item
+        calls (:data:`LEASE_OPERATIONS`): a renewal or checkpoint finishes, or fails after
+        retrying on a fresh connection, well inside the renew interval (failover / 3)."""
+        deadline = lease_call_deadline(failover_time)
+        others = tuple((op, s) for op, s in self.call_deadlines if op not in LEASE_OPERATIONS)
+        lease = tuple((op, deadline) for op in sorted(LEASE_OPERATIONS))
+        return replace(self, call_deadlines=others + lease)
+
+    def deadline_for(self, operation: str) -> float | None:
+        """The whole-call deadline of ``operation`` in seconds, or None (no deadline)."""
+        for name, seconds in self.call_deadlines:
+            if name == operation:
+                return seconds
+        return None
 
     def explicit_endpoint(self, service: str) -> str | None:
         """The endpoint these settings force for ``service``, or None to let botocore decide."""
@@ -237,6 +275,27 @@ class AwsSettings:
             self.dynamodb_endpoint_url if service == "dynamodb" else self.streams_endpoint_url
         )
         return specific or self.endpoint_url
+
+
+LEASE_OPERATIONS: Final = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem"})
+"""The item calls renewals, takes, checkpoints and releases make on the lease table."""
+
+
+def lease_call_deadline(failover_time: float) -> float:
+    """Deadline of one lease-table item call, retries included: a quarter of the failover
+    time, so it ends before the next renewal is due (every failover / 3)."""
+    return failover_time / 4
+
+
+def attempt_timeout(read_timeout: float, remaining: float | None, deadline: float | None) -> float:
+    """Time limit of one attempt: ``read_timeout``, at most half the call's deadline (so a
+    retry on a fresh connection fits) and at most what is left of it."""
+    limit = read_timeout
+    if deadline is not None:
+        limit = min(limit, deadline / 2)
+    if remaining is not None:
+        limit = min(limit, remaining)
+    return max(limit, 0.0)
 
 
 # --- retry policy ------------------------------------------------------------------------
@@ -372,15 +431,23 @@ def _endpoint_config(session: botocore.session.Session) -> Config:
     return Config(account_id_endpoint_mode="required" if mode == "required" else "disabled")
 
 
-def _tls_context(ca_bundle: str | None) -> ssl.SSLContext | None:
-    """The certificate authorities of ``AWS_CA_BUNDLE`` / the profile's ``ca_bundle``, as
-    botocore would use them; ``None`` (the system's) when neither is set."""
-    if not ca_bundle:
-        return None
+def ca_bundle_path(ca_bundle: str | None) -> str:
+    """The CA file botocore verifies https endpoints with: ``AWS_CA_BUNDLE`` / the profile's
+    ``ca_bundle`` (``ca_bundle``), else ``REQUESTS_CA_BUNDLE``, else certifi's bundle (or
+    botocore's own when certifi is missing) -- ``botocore.endpoint`` and
+    ``botocore.httpsession.get_cert_path`` decide the same way."""
+    if ca_bundle:
+        return ca_bundle
+    return os.environ.get("REQUESTS_CA_BUNDLE") or botocore.httpsession.get_cert_path(True)
+
+
+def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """An SSL context that trusts what botocore trusts (:func:`ca_bundle_path`)."""
+    path = ca_bundle_path(ca_bundle)
     try:
-        return ssl.create_default_context(cafile=ca_bundle)
+        return ssl.create_default_context(cafile=path)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the CA bundle {ca_bundle!r}: {exc}") from exc
+        raise ConfigError(f"cannot load the CA bundle {path!r}: {exc}") from exc
 
 
 def _check_service(service: str) -> None:
@@ -564,17 +631,31 @@ class AwsJsonClient:
     ) -> None:
         await self.close()
 
-    async def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    async def call(
+        self, operation: str, params: Mapping[str, Any], *, deadline: float | None = None
+    ) -> dict[str, Any]:
         """Call ``operation`` with ``params`` (wire-format JSON) and return the parsed answer.
 
         Retriable errors (throttling, 5xx, connection failures, answers that do not parse)
         are retried up to ``max_attempts`` times with capped exponential backoff and full
-        jitter; then the last error is raised. Other errors are raised at once.
+        jitter; then the last error is raised. Other errors are raised at once. After a
+        connection failure or timeout the retry goes out on a fresh connection.
+
+        ``deadline`` (seconds; default: the settings' ``call_deadlines`` entry for
+        ``operation``, else none) bounds the whole call, retries included: each attempt
+        gets at most half of it, and no retry starts that could not end before it.
         """
-        return await self.call_parsed(operation, params, _loads_object)
+        if deadline is None:  # subclasses that override call_parsed may not take it
+            return await self.call_parsed(operation, params, _loads_object)
+        return await self.call_parsed(operation, params, _loads_object, deadline=deadline)
 
     async def call_parsed(
-        self, operation: str, params: Mapping[str, Any], parse: Callable[[bytes], T]
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        parse: Callable[[bytes], T],
+        *,
+        deadline: float | None = None,
     ) -> T:
         """Like :meth:`call`, with ``parse`` turning the answer body into the result.
 
@@ -583,21 +664,50 @@ class AwsJsonClient:
         """
         body = orjson.dumps(params)
         target = f"{self._target_prefix}.{operation}"
-        attempt = 1
+        if deadline is None:
+            deadline = self._settings.deadline_for(operation)
+        clock = self._clock()
+        ends = None if deadline is None else clock() + deadline
+        attempt, fresh = 1, False
         while True:
+            remaining = None if ends is None else ends - clock()
+            limit = attempt_timeout(self._settings.read_timeout, remaining, deadline)
             try:
-                return _parse_body(await self._send(operation, target, body), parse, operation)
+                answer = await self._send(operation, target, body, limit, fresh)
+                return _parse_body(answer, parse, operation)
             except ShardlineError as error:
                 if isinstance(error, ThrottledError) and self.on_throttle is not None:
                     self.on_throttle(operation)
-                if not error.retriable or attempt >= self._settings.max_attempts:
-                    raise
                 delay = self._backoff.delay(attempt)
+                if not self._may_retry(error, attempt, delay, ends, clock):
+                    raise
+                fresh = isinstance(error, ConnectionFailedError)
                 log.debug(
                     "%s attempt %d failed (%s); retrying in %.3fs", operation, attempt, error, delay
                 )
             await self._sleep(delay)
             attempt += 1
+
+    def _may_retry(
+        self,
+        error: ShardlineError,
+        attempt: int,
+        delay: float,
+        ends: float | None,
+        clock: Callable[[], float],
+    ) -> bool:
+        if not error.retriable or attempt >= self._settings.max_attempts:
+            return False
+        return ends is None or clock() + delay < ends
+
+    @staticmethod
+    def _clock() -> Callable[[], float]:
+        try:
+            return asyncio.get_running_loop().time
+        except RuntimeError:  # pragma: no cover - calls run on a loop
+            import time
+
+            return time.monotonic
 
     async def close(self) -> None:
         """Close the pooled HTTP connections. The client may be used again afterwards."""
@@ -605,21 +715,34 @@ class AwsJsonClient:
         if pool is not None:
             await pool.close()
 
-    async def _send(self, operation: str, target: str, body: bytes) -> bytes:
+    async def _send(
+        self, operation: str, target: str, body: bytes, timeout: float, fresh: bool
+    ) -> bytes:
         headers = signed_headers(
             self._url, target, body, await self._frozen_credentials(), self.region
         )
         headers["User-Agent"] = _USER_AGENT
         headers["Accept-Encoding"] = "identity"  # unsigned; keeps x-amz-crc32 meaningful
         try:
-            response = await self._http().post(body, headers)
+            response = await self._http().post(body, headers, timeout=timeout, fresh=fresh)
+            payload = response.body
+            encoding = response.headers.get("content-encoding")
+            if encoding is not None:
+                payload = decode_content(encoding, payload, self._settings.max_body, self._url)
+        except (HttpBodyTooLargeError, HttpContentEncodingError) as exc:
+            raise _not_retriable(ConnectionFailedError(f"{operation}: {exc}")) from exc
+        except HttpProtocolError as exc:
+            raise ConnectionFailedError(f"{operation}: {self._where()}: {exc}") from exc
         except HttpError as exc:
             raise ConnectionFailedError(
-                f"{operation}: cannot reach {self.endpoint_url}: {exc}"
+                f"{operation}: cannot reach {self._where()}: {exc}"
             ) from exc
         return _checked_answer(
-            response.status, response.body, response.headers.get("x-amz-crc32"), operation
+            response.status, payload, response.headers.get("x-amz-crc32"), operation, response.body
         )
+
+    def _where(self) -> str:
+        return redact_url(self.endpoint_url)
 
     async def _frozen_credentials(self) -> Any:
         """Current credentials; a due refresh runs off the event loop (it may do I/O)."""
@@ -636,15 +759,33 @@ class AwsJsonClient:
                 connect_timeout=self._settings.connect_timeout,
                 read_timeout=self._settings.read_timeout,
                 ssl_context=self._tls,
+                max_body=self._settings.max_body,
             )
         return self._pool
 
 
-def _checked_answer(status: int, payload: bytes, crc32: str | None, operation: str) -> bytes:
-    """The body of a successful answer whose checksum matches; else the mapped error."""
+def _not_retriable(error: ConnectionFailedError) -> ConnectionFailedError:
+    """An answer that will come back the same (too large, an encoding shardline cannot
+    read): retrying cannot help, so the error says so and is raised at once."""
+    error.retriable = False
+    return error
+
+
+def _checked_answer(
+    status: int, payload: bytes, crc32: str | None, operation: str, raw: bytes | None = None
+) -> bytes:
+    """The body of a successful answer whose checksum matches; else the mapped error.
+
+    ``raw`` is the body as sent when it was content-encoded: the checksum may be over
+    either (AWS sums what it sent; a compressing middlebox keeps AWS's sum)."""
     if status >= 300:
         raise error_from_response(status, payload, operation)
-    if crc32 is not None and crc32.isdigit() and int(crc32) != zlib.crc32(payload):
+    if (
+        crc32 is not None
+        and crc32.isdigit()
+        and int(crc32) != zlib.crc32(payload)
+        and (raw is None or raw is payload or int(crc32) != zlib.crc32(raw))
+    ):
         raise ServiceUnavailableError(
             "CRC32CheckFailed",
             "response body does not match x-amz-crc32",

@@ -4,11 +4,15 @@ aiohttp's client machinery costs ~0.15-0.2 ms of CPU per request; a worker polli
 shards sends ~2000 requests a second. This client does only what AWS JSON 1.0 needs -- one
 POST of a small body of known length to one origin; a ``Content-Length``, chunked or
 read-until-close response -- on an :class:`asyncio.Protocol` that parses the response
-straight from ``data_received``. Connections are kept alive (LIFO reuse), at most
-``max_connections`` are open, and a request whose reused connection was closed by the server
-before any response byte is retried once on a fresh one. Not supported: other methods,
-redirects, proxies, content encodings (send ``Accept-Encoding: identity``), pipelining.
-Use one pool per event loop.
+straight from ``data_received``. Connections are kept alive (LIFO reuse) with TCP keepalive,
+opened with happy eyeballs (:mod:`.connect`); at most ``max_connections`` are open, and a
+request whose reused connection was closed by the server before any response byte is
+retried once on a fresh one. Each request may carry its own time limit and ask for a fresh
+connection. Bodies are capped at ``max_body``; over TLS a body must be framed
+(``Content-Length`` or chunked), since a close without ``close_notify`` cannot be told from
+the end on every event loop. Not supported: other methods, redirects, proxies (see
+:mod:`.proxy`), pipelining; gzip/deflate bodies are decoded by the caller
+(:func:`.http_wire.decode_content`). Use one pool per event loop.
 """
 
 from __future__ import annotations
@@ -20,9 +24,30 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
+
+from shardline.streams.connect import open_socket
+from shardline.streams.http_wire import (
+    CHUNKED,
+    HEAD,
+    IDLE,
+    LENGTH,
+    UNTIL_CLOSE,
+    HttpBodyTooLargeError,
+    HttpConnectError,
+    HttpError,
+    HttpProtocolError,
+    HttpTimeoutError,
+    describe,
+    encode_request,
+    framing,
+    parse_head,
+    parse_url,
+)
 
 __all__ = [
+    "DEFAULT_MAX_BODY",
+    "HttpBodyTooLargeError",
     "HttpConnectError",
     "HttpError",
     "HttpPool",
@@ -31,18 +56,14 @@ __all__ = [
     "HttpTimeoutError",
 ]
 
+DEFAULT_MAX_BODY: Final = 64 * 1024 * 1024
+"""Largest response body accepted (AWS answers are at most a few MB)."""
 _MAX_HEAD: Final = 64 * 1024  # longest response head, chunk-size line or trailer line
 _MAX_INTERIM: Final = 10  # 1xx responses accepted before the real one
-_DEFAULT_PORTS: Final[Mapping[str, int]] = {"http": 80, "https": 443}
-_RESERVED_HEADERS: Final = frozenset({"host", "content-length", "transfer-encoding"})
-_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEX: Final = re.compile(rb"[0-9A-Fa-f]{1,15}")
-_DIGITS: Final = re.compile(r"[0-9]{1,18}")
-_STATUS_LINE: Final = re.compile(r"HTTP/1\.([01]) ([0-9]{3})(?: |$)")
-_UNSAFE_URL: Final = re.compile(r"[^\x21-\x7e]")
-_Framing = tuple[int, int, bool]  # parser state for the body, Content-Length, keep-alive
+_parse_url = parse_url  # the tests' name for it
 
-_IDLE, _HEAD, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(5)  # what a connection is reading
+_IDLE, _HEAD, _LENGTH, _CHUNKED, _UNTIL_CLOSE = IDLE, HEAD, LENGTH, CHUNKED, UNTIL_CLOSE
 _CHUNK_SIZE, _CHUNK_END, _TRAILER = range(3)  # where it is in a chunked body
 
 
@@ -55,22 +76,6 @@ class HttpResponse:
     body: bytes
 
 
-class HttpError(Exception):
-    """Base of the client's errors; the message names what happened and the host:port."""
-
-
-class HttpConnectError(HttpError):
-    """DNS, TCP connect or TLS handshake failure, or ``connect_timeout`` passed."""
-
-
-class HttpTimeoutError(HttpError):
-    """No complete response within ``read_timeout`` of sending the request."""
-
-
-class HttpProtocolError(HttpError):
-    """A malformed response, or the connection closed or reset mid-response."""
-
-
 class _ClosedBeforeResponse(HttpProtocolError):
     """The connection closed before any response byte: retriable once if it was reused."""
 
@@ -78,10 +83,15 @@ class _ClosedBeforeResponse(HttpProtocolError):
 class _Connection(asyncio.Protocol):
     """One connection: sends one request at a time and parses its response as it arrives."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, label: str, read_timeout: float) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, label: str, *, tls: bool, max_body: int
+    ) -> None:
         self._loop = loop
         self._label = label
-        self._read_timeout = read_timeout
+        self._tls = tls
+        self._max_body = max_body
+        self._limit = 0.0  # the current request's time limit, for the timeout message
+        self._size = 0  # body bytes of the current response so far (chunked, until close)
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[HttpResponse] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -100,8 +110,12 @@ class _Connection(asyncio.Protocol):
         self.reusable = False
         self.idle_since = 0.0
 
-    def send(self, request: bytes) -> asyncio.Future[HttpResponse]:
-        """Write ``request``; the returned future gets the response or an HttpError."""
+    def send(
+        self, request: bytes, timeout: float, limit: float | None = None
+    ) -> asyncio.Future[HttpResponse]:
+        """Write ``request``; the returned future gets the response or an HttpError
+        (:class:`HttpTimeoutError` when it is not complete within ``timeout`` seconds;
+        its message names ``limit``, the request's whole time limit, if given)."""
         transport = self._transport
         if self.closed or transport is None or transport.is_closing():
             raise _ClosedBeforeResponse(f"connection to {self._label} was closed while idle")
@@ -110,8 +124,9 @@ class _Connection(asyncio.Protocol):
         self._state = _HEAD
         self._received = False
         self._interim = 0
+        self._limit = timeout if limit is None else limit
         transport.write(request)
-        self._timer = loop.call_at(loop.time() + self._read_timeout, self._on_timeout)
+        self._timer = loop.call_at(loop.time() + timeout, self._on_timeout)
         return waiter
 
     def close(self, *, abort: bool = False) -> None:
@@ -149,7 +164,7 @@ class _Connection(asyncio.Protocol):
         if self._state == _UNTIL_CLOSE and exc is None:
             self._complete(extra=False)
             return
-        cause = f": {_describe(exc)}" if exc is not None else ""
+        cause = f": {describe(exc)}" if exc is not None else ""
         kind = HttpProtocolError if self._received else _ClosedBeforeResponse
         what = "mid-response" if self._received else "before any response byte arrived"
         error = kind(f"connection to {self._label} closed {what}{cause}")
@@ -158,7 +173,7 @@ class _Connection(asyncio.Protocol):
 
     def _on_timeout(self) -> None:
         self._timer = None
-        message = f"no complete response from {self._label} within {self._read_timeout:g} s"
+        message = f"no complete response from {self._label} within {self._limit:g} s"
         self.fail(HttpTimeoutError(message))
 
     def _feed(self, data: bytes) -> None:
@@ -170,6 +185,7 @@ class _Connection(asyncio.Protocol):
         elif state == _CHUNKED:
             self._feed_chunked(data)
         else:  # _UNTIL_CLOSE
+            self._count(len(data))
             self._body.append(data)
 
     def _feed_head(self, data: bytes) -> None:
@@ -187,7 +203,7 @@ class _Connection(asyncio.Protocol):
         self._on_head(block, rest)
 
     def _on_head(self, block: bytes, rest: bytes) -> None:
-        status, http11, headers = _parse_head(block, self._label)
+        status, http11, headers = parse_head(block, self._label)
         if status < 200:
             if status == 101:
                 raise HttpProtocolError(f"unexpected 101 Switching Protocols from {self._label}")
@@ -199,7 +215,15 @@ class _Connection(asyncio.Protocol):
             if rest:  # an interim response (100 Continue): the real one follows
                 self._feed(rest)
             return
-        mode, length, self._keep_alive = _framing(status, http11, headers, self._label)
+        mode, length, self._keep_alive = framing(status, http11, headers, self._label)
+        if mode == _UNTIL_CLOSE and self._tls:
+            raise HttpProtocolError(
+                f"answer from {self._label} has neither Content-Length nor chunked framing;"
+                " over TLS its end cannot be told from a truncation"
+            )
+        if length > self._max_body:
+            raise self._too_large(f"Content-Length {length}")
+        self._size = 0
         self._status = status
         self._headers = headers
         if mode == _IDLE or (mode == _LENGTH and length == 0):
@@ -231,6 +255,7 @@ class _Connection(asyncio.Protocol):
             left = self._chunk_left
             if left:
                 taken = data if pos == 0 and size <= left else data[pos : pos + left]
+                self._count(len(taken))
                 self._body.append(taken)
                 pos += len(taken)
                 self._chunk_left = left - len(taken)
@@ -274,6 +299,16 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(response)
 
+    def _count(self, size: int) -> None:
+        self._size += size
+        if self._size > self._max_body:
+            raise self._too_large(f"{self._size} bytes so far")
+
+    def _too_large(self, what: str) -> HttpBodyTooLargeError:
+        return HttpBodyTooLargeError(
+            f"answer from {self._label} is larger than the {self._max_body}-byte cap ({what})"
+        )
+
     def _finish(self) -> asyncio.Future[HttpResponse] | None:
         """End the current exchange: stop its timer, reset the parser, hand back its waiter."""
         waiter, self._waiter = self._waiter, None
@@ -283,49 +318,6 @@ class _Connection(asyncio.Protocol):
         self._state = _IDLE
         self._body = []
         return waiter
-
-
-def _parse_head(block: bytes, label: str) -> tuple[int, bool, dict[str, str]]:
-    """Status code, whether HTTP/1.1, and headers from a response head (without CRLFCRLF)."""
-    lines = block.decode("latin-1").split("\r\n")
-    status_line = _STATUS_LINE.match(lines[0])
-    if status_line is None:
-        raise HttpProtocolError(f"malformed status line from {label}: {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not name or name[0] in " \t" or name[-1] in " \t":
-            raise HttpProtocolError(f"malformed header line from {label}: {line[:80]!r}")
-        name = name.lower()
-        value = value.strip(" \t")
-        previous = headers.get(name)
-        headers[name] = value if previous is None else f"{previous}, {value}"
-    return int(status_line[2]), status_line[1] == "1", headers
-
-
-def _framing(status: int, http11: bool, headers: dict[str, str], label: str) -> _Framing:
-    """How the body is delimited (state, length) and whether the connection stays open."""
-    connection = headers.get("connection")
-    tokens = {t.strip() for t in connection.lower().split(",")} if connection else set()
-    keep_alive = "close" not in tokens if http11 else "keep-alive" in tokens
-    if status in (204, 304):
-        return _IDLE, 0, keep_alive
-    coding = headers.get("transfer-encoding")
-    if coding is not None:
-        chunked = coding.rpartition(",")[2].strip().lower() == "chunked"
-        keep_alive = keep_alive and chunked and "content-length" not in headers
-        return (_CHUNKED if chunked else _UNTIL_CLOSE), 0, keep_alive
-    length = headers.get("content-length")
-    if length is None:
-        return _UNTIL_CLOSE, 0, False
-    values = {v.strip() for v in length.split(",")}  # "5, 5" from repeated headers
-    if len(values) != 1 or not _DIGITS.fullmatch(value := values.pop()):
-        raise HttpProtocolError(f"bad Content-Length from {label}: {length!r}")
-    return _LENGTH, int(value), keep_alive
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class HttpPool:
@@ -340,11 +332,18 @@ class HttpPool:
         read_timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
         idle_timeout: float = 30.0,
+        max_body: int = DEFAULT_MAX_BODY,
+        happy_eyeballs_delay: float = 0.25,
     ) -> None:
-        """``url`` is the full endpoint URL; requests go to its path and query."""
+        """``url`` is the full endpoint URL; requests go to its path and query.
+
+        ``read_timeout`` is the default time limit of a request, from sending it to having
+        its complete answer; ``ssl_context`` defaults to the system's trust store."""
         scheme, host, port, target, host_header = _parse_url(url)
         if max_connections < 1 or connect_timeout <= 0 or read_timeout <= 0 or idle_timeout < 0:
             raise ValueError("need max_connections >= 1, timeouts > 0 and idle_timeout >= 0")
+        if max_body < 1 or happy_eyeballs_delay <= 0:
+            raise ValueError("need max_body >= 1 and happy_eyeballs_delay > 0")
         self._host = unquote(host)  # an IPv6 zone is written %25 in URLs
         self._port = port
         self._label = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -355,6 +354,8 @@ class HttpPool:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._idle_timeout = idle_timeout
+        self._max_body = max_body
+        self._eyeballs_delay = happy_eyeballs_delay
         self._idle: deque[_Connection] = deque()  # oldest first; reuse from the right
         self._busy: set[_Connection] = set()
         self._active = 0  # requests holding a slot (each uses at most one connection)
@@ -362,9 +363,21 @@ class HttpPool:
         self._checked_names: set[str] = set()  # header names already validated
         self._generation = 0  # close() moves it on: connections opened before are not kept
 
-    async def post(self, body: bytes, headers: Mapping[str, str]) -> HttpResponse:
+    async def post(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        timeout: float | None = None,
+        fresh: bool = False,
+    ) -> HttpResponse:
         """POST ``body`` with ``headers`` (not Host or Content-Length); read the response.
-        Raises an :class:`HttpError`, or ``ValueError`` for headers that cannot be sent."""
+
+        ``timeout`` (default ``read_timeout``) bounds the whole request once it has a
+        connection slot: connecting (also capped by ``connect_timeout``), sending, and the
+        complete answer. ``fresh`` skips the idle connections (after a failure that may
+        mean they are all dead). Raises an :class:`HttpError`, or ``ValueError`` for
+        headers that cannot be sent."""
         request = self._encode(body, headers)
         loop = asyncio.get_running_loop()
         if self._active < self._max and not self._waiters:
@@ -372,7 +385,8 @@ class HttpPool:
         else:
             await self._wait_for_slot(loop)
         try:
-            return await self._send(loop, request, self._generation)
+            limit = self._read_timeout if timeout is None else timeout
+            return await self._send(loop, request, self._generation, limit, fresh)
         finally:
             self._release_slot()
 
@@ -388,24 +402,7 @@ class HttpPool:
         await asyncio.sleep(0)  # let the transports report connection_lost
 
     def _encode(self, body: bytes, headers: Mapping[str, str]) -> bytes:
-        parts = [self._prefix, str(len(body)), "\r\n"]
-        checked = self._checked_names
-        for name, value in headers.items():
-            if name not in checked:
-                if name.lower() in _RESERVED_HEADERS:
-                    raise ValueError(f"HTTP header {name!r} is set by HttpPool; do not pass it")
-                if not _TOKEN.fullmatch(name):
-                    raise ValueError(f"invalid HTTP header name {name!r}")
-                checked.add(name)
-            if "\r" in value or "\n" in value or "\0" in value:
-                raise ValueError(f"HTTP header {name!r} has a line break or NUL in its value")
-            parts += (name, ": ", value, "\r\n")
-        parts.append("\r\n")
-        try:
-            head = "".join(parts).encode("latin-1")
-        except UnicodeEncodeError as exc:
-            raise ValueError(f"HTTP headers must be latin-1 text: {exc}") from exc
-        return head + body
+        return encode_request(self._prefix, body, headers, self._checked_names)
 
     async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop) -> None:
         waiter: asyncio.Future[None] = loop.create_future()
@@ -427,19 +424,29 @@ class HttpPool:
         self._active -= 1
 
     async def _send(
-        self, loop: asyncio.AbstractEventLoop, request: bytes, generation: int
+        self,
+        loop: asyncio.AbstractEventLoop,
+        request: bytes,
+        generation: int,
+        limit: float,
+        fresh: bool,
     ) -> HttpResponse:
-        conn = self._pop_idle(loop)
+        deadline = loop.time() + limit
+        conn = None if fresh else self._pop_idle(loop)
         if conn is not None:
             try:
-                return await self._exchange(conn, request, generation)
+                return await self._exchange(
+                    conn, request, generation, deadline - loop.time(), limit
+                )
             except _ClosedBeforeResponse:
                 pass  # the server closed it while idle: retry once on a fresh connection
-        conn = await self._connect(loop)
-        return await self._exchange(conn, request, generation)
+        conn = await self._connect(loop, deadline)
+        return await self._exchange(conn, request, generation, deadline - loop.time(), limit)
 
-    async def _exchange(self, conn: _Connection, request: bytes, generation: int) -> HttpResponse:
-        waiter = conn.send(request)
+    async def _exchange(
+        self, conn: _Connection, request: bytes, generation: int, timeout: float, limit: float
+    ) -> HttpResponse:
+        waiter = conn.send(request, max(timeout, 0.0), limit)
         self._busy.add(conn)
         try:
             response = await waiter
@@ -465,46 +472,25 @@ class HttpPool:
                 return conn
         return None
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
-        conn = _Connection(loop, self._label, self._read_timeout)
-        host, port, ctx, sni = self._host, self._port, None, None
+    async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
+        """A new connection (happy eyeballs, TCP keepalive, TLS when https)."""
+        conn = _Connection(loop, self._label, tls=self._tls, max_body=self._max_body)
+        limit = max(min(self._connect_timeout, deadline - loop.time()), 0.0)
+        ctx, sni = None, None
         try:
             if self._tls:
                 ctx = self._ssl_context = self._ssl_context or ssl.create_default_context()
-                sni = host
-            async with asyncio.timeout(self._connect_timeout):
-                await loop.create_connection(lambda: conn, host, port, ssl=ctx, server_hostname=sni)
+                sni = self._host
+            async with asyncio.timeout(limit):
+                sock = await open_socket(loop, self._host, self._port, delay=self._eyeballs_delay)
+                try:
+                    await loop.create_connection(
+                        lambda: conn, sock=sock, ssl=ctx, server_hostname=sni
+                    )
+                except BaseException:
+                    sock.close()
+                    raise
         except (OSError, UnicodeError) as exc:  # TimeoutError, SSLError, gaierror; bad IDNA
-            reason = _describe(exc) if str(exc) else f"timed out after {self._connect_timeout:g} s"
+            reason = describe(exc) if str(exc) else f"timed out after {limit:g} s"
             raise HttpConnectError(f"cannot connect to {self._label}: {reason}") from exc
         return conn
-
-
-def _parse_url(url: str) -> tuple[str, str, int, str, str]:
-    """Scheme, host, port, request target and ``Host`` header of an endpoint URL. The
-    ``Host`` value is what botocore's SigV4 signs (``botocore.auth._host_from_url``): the
-    lower-cased host, IPv6 in brackets, with the port only if it is not the default."""
-    if _UNSAFE_URL.search(url):
-        raise ValueError(f"URL {url!r} has whitespace, control or non-ASCII characters")
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise ValueError(f"URL {url!r}: the scheme must be http or https")
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"URL {url!r} has no host")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f"URL {url!r}: credentials in the URL are not supported")
-    try:
-        explicit_port = parts.port
-        if explicit_port == 0:
-            raise ValueError("port 0")
-    except ValueError as exc:
-        raise ValueError(f"URL {url!r} has an invalid port: {exc}") from exc
-    default = _DEFAULT_PORTS[scheme]
-    port = explicit_port or default  # port 0 was rejected above
-    host_header = f"[{host}]" if ":" in host else host
-    if port != default:
-        host_header = f"{host_header}:{port}"
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return scheme, host, port, target, host_header
