@@ -37,7 +37,9 @@ def system_tool(name: str) -> str:
     return path
 
 
-def run(*command: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *command: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(c) for c in command],
         capture_output=True,
