@@ -348,10 +348,20 @@ def _status(args: argparse.Namespace) -> int:
             stream_arn=args.stream_arn,
         )
     )
+    from shardline.sinks.runtime import snapshot_table_name
+    from shardline.sinks.segments import snapshot_progress
+
+    lease_table = args.lease_table or args.application
+    snapshot = asyncio.run(snapshot_progress(_aws_settings(args), snapshot_table_name(lease_table)))
     if args.json:
         import orjson
 
-        payload = {"stream_arn": stream_arn, "shards": [row.as_dict() for row in rows]}
+        payload: dict[str, Any] = {
+            "stream_arn": stream_arn,
+            "shards": [row.as_dict() for row in rows],
+        }
+        if snapshot is not None:
+            payload["snapshot"] = snapshot
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     from rich.console import Console
@@ -359,6 +369,11 @@ def _status(args: argparse.Namespace) -> int:
     from shardline.views import status_table
 
     Console().print(status_table(stream_arn, rows))
+    if snapshot is not None:
+        print(
+            f"snapshot: {snapshot['segments_done']}/{snapshot['segments']} segments done, "
+            f"{snapshot['items_copied']} items copied"
+        )
     return 0
 
 

@@ -148,3 +148,36 @@ def test_environment_overrides_the_file_and_flags_override_both(
         "--endpoint-url", local_stack.endpoint_url,
     )  # fmt: skip
     assert code == 2 and "'FromFlag'" in err
+
+
+def test_status_shows_snapshot_progress(
+    local_stack: Any, pg_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from tests.sinks.support import RunningSinks
+
+    table = unique("orders")
+    create_stream_table(local_stack.endpoint_url, table)
+    put_items(local_stack.endpoint_url, table, 25)
+    app = unique("app")
+
+    async def copy() -> None:
+        from shardline.sinks.postgres import PostgresSink
+
+        sink = PostgresSink(pg_dsn, table="snap", snapshot=True)
+        async with RunningSinks(local_stack, table, [sink], application=app):
+            expected = source_items(local_stack.endpoint_url, table)
+            await asyncio.to_thread(
+                wait_until, lambda: postgres_items(pg_dsn, "snap") == expected, 60, "the copy"
+            )
+
+    asyncio.run(copy())
+    code, out, err = run_cli(
+        capsys, "status", "--table", table, "--application", app,
+        "--endpoint-url", local_stack.endpoint_url, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    import json
+
+    assert json.loads(out)["snapshot"] == {"segments_done": 4, "segments": 4, "items_copied": 25}

@@ -211,3 +211,22 @@ class SegmentTable:
             return False
         current = Segment.from_item(item)
         return current.counter == segment.counter + 1 and current.owner == owner
+
+
+async def snapshot_progress(aws: object, segment_table: str) -> dict[str, int] | None:
+    """Segments done, segments in all and items copied; ``None`` when no snapshot was asked."""
+    from shardline.streams.aws import AwsJsonClient, AwsSettings
+
+    assert isinstance(aws, AwsSettings)
+    dynamodb = AwsJsonClient.create("dynamodb", aws)
+    try:
+        if not await LeaseTable(dynamodb, segment_table).exists():
+            return None
+        segments = await SegmentTable(dynamodb, segment_table).list()
+    finally:
+        await dynamodb.close()
+    return {
+        "segments_done": sum(s.done for s in segments),
+        "segments": len(segments),
+        "items_copied": sum(s.copied for s in segments),
+    }
