@@ -20,6 +20,7 @@ import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from shardline.errors import AwsError, ConfigError, ResourceNotFoundError, ShardlineError
 from shardline.records import StreamRecord
@@ -85,7 +86,8 @@ class DynamoDBSink(Sink):
     def from_options(cls, options: SinkOptions) -> DynamoDBSink:
         """Build from a parsed ``dynamodb://Table?...`` URL."""
         options.reject_unknown(_OPTIONS)
-        table = options.url.split("://", 1)[1].split("?")[0].strip("/")
+        parts = urlsplit(options.url)
+        table = (parts.netloc + parts.path).strip("/")
         return cls(
             table,
             region=options.take("region"),

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from shardline.errors import ConfigError
 
@@ -89,22 +89,24 @@ def parse_sink_url(
     """Split ``url`` into the URL a driver gets and shardline's options.
 
     Query parameters named in ``keep_query`` stay in the URL (driver parameters); all
-    others become options. ``extra`` (a pipeline file's keys) overrides the query.
+    others become options. ``extra`` (a pipeline file's keys) overrides the query, and a
+    driver parameter given there goes into the URL too.
     """
     if "://" not in url:
         raise ConfigError(f"sink {url!r} is not a URL (e.g. postgresql://user@host/db?table=t)")
     parts = urlsplit(url)
-    kept: list[tuple[str, str]] = []
+    kept: dict[str, str] = {}
     options: dict[str, Any] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+    for key, value in [*parse_qsl(parts.query, keep_blank_values=True), *(extra or {}).items()]:
         if key in keep_query:
-            kept.append((key, value))
+            kept[key] = str(value)
         else:
             options[key] = value
-    options.update(extra or {})
-    query = "&".join(f"{k}={v}" for k, v in kept)
+    query = urlencode(kept, quote_via=quote)  # values as they were sent, re-encoded
     bare = urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
-    return SinkOptions(bare, parts.scheme.lower(), options, environ or os.environ)
+    return SinkOptions(
+        bare, parts.scheme.lower(), options, os.environ if environ is None else environ
+    )
 
 
 def mask_url(url: str) -> str:

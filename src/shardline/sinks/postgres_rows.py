@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +21,8 @@ from shardline.sinks.values import dumps_document, plain_item_json
 
 __all__ = ["RowBuilder"]
 
-_NUL = b"\\u0000"
+#: ``\u0000`` in JSON text that is not an escaped backslash followed by ``u0000``.
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _WITH_NEW_IMAGE = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
 _SKIP = object()
 
@@ -147,7 +149,7 @@ def _image(sink: str, where: str, raw: Any) -> str | None:
 
 
 def _checked(sink: str, where: str, document: bytes) -> str:
-    if _NUL in document:
+    if b"\\u0000" in document and _NUL.search(document):
         raise SinkError(
             sink, f"{where}: a value holds a NUL character (\\u0000), which PostgreSQL cannot store"
         )

@@ -104,7 +104,26 @@ def _default(value: Any) -> Any:
 
 def dumps_document(document: dict[str, Any]) -> bytes:
     """A transform's document (Python values) as plain JSON bytes; raises :class:`TypeError`."""
-    return orjson.dumps(document, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(document, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+    # orjson holds integers of 64 bits only; write bigger ones with every digit
+    return orjson.dumps(_big_ints(document), default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _big_ints(value: Any) -> Any:
+    """``value`` with integers orjson cannot hold as number fragments (containers copied)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _Fragment(str(value)) if not -(2**63) <= value < 2**64 else value
+    if isinstance(value, dict):
+        return {k: _big_ints(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_big_ints(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return [_big_ints(v) for v in sorted(value)]
+    return value
 
 
 def typed_value(value: Any) -> dict[str, Any]:
@@ -115,10 +134,8 @@ def typed_value(value: Any) -> dict[str, Any]:
         return {"NULL": True}
     if isinstance(value, str):
         return {"S": value}
-    if isinstance(value, int | Decimal):
-        return {"N": str(value)}
-    if isinstance(value, float):
-        return {"N": json_number(repr(value))}
+    if isinstance(value, int | Decimal | float):
+        return {"N": _typed_number(value)}
     if isinstance(value, bytes | bytearray):
         return {"B": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, dict):
@@ -130,11 +147,22 @@ def typed_value(value: Any) -> dict[str, Any]:
     raise TypeError(f"{type(value).__name__} cannot be stored in DynamoDB")
 
 
+def _typed_number(value: int | Decimal | float) -> str:
+    """A number's DynamoDB text; NaN and infinities are a :class:`TypeError`."""
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    if not value.is_finite():
+        raise TypeError(f"{value} cannot be stored in DynamoDB")
+    return str(value)
+
+
 def _typed_set(values: set[Any] | frozenset[Any]) -> dict[str, Any]:
     if all(isinstance(v, str) for v in values):
         return {"SS": sorted(values)}
     if all(isinstance(v, int | Decimal) and not isinstance(v, bool) for v in values):
-        return {"NS": [str(v) for v in sorted(values)]}
+        return {"NS": [_typed_number(v) for v in sorted(values)]}
     if all(isinstance(v, bytes) for v in values):
         return {"BS": [base64.b64encode(v).decode("ascii") for v in sorted(values)]}
     raise TypeError("a set must hold only strings, only numbers or only bytes")
