@@ -34,13 +34,23 @@ class DeliveryConfig:
     parallelization_factor: int = 1
     filter_criteria: Any = None
     tumbling_window_in_seconds: int | None = None
+    #: shardline's own: a batch is cut when its records' sizes reach this (0: no limit).
+    maximum_batch_bytes: int = 0
+    #: Set when a sink's :class:`~shardline.sinks.base.BatchHint` sized the batches: lifts
+    #: Lambda's caps (10,000 records, 300 s) to 1,000,000 records and 3,600 s.
+    sink_batching: bool = False
     filters: FilterSet = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_range("batch_size", self.batch_size, 1, 10_000)
+        big = self.sink_batching
+        _check_range("batch_size", self.batch_size, 1, 1_000_000 if big else 10_000)
         _check_range(
-            "maximum_batching_window_in_seconds", self.maximum_batching_window_in_seconds, 0, 300
+            "maximum_batching_window_in_seconds",
+            self.maximum_batching_window_in_seconds,
+            0,
+            3600 if big else 300,
         )
+        _check_range("maximum_batch_bytes", self.maximum_batch_bytes, 0, 1 << 40)
         _check_range("maximum_retry_attempts", self.maximum_retry_attempts, -1, 10_000)
         age = self.maximum_record_age_in_seconds
         _check_range("maximum_record_age_in_seconds", age, -1, 604_800)

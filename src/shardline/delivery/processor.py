@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shardline.checkpoint import Checkpointer
-from shardline.delivery.batching import batch_ready, cut_batch, lane_of
+from shardline.delivery.batching import batch_ready, cut_batch, lane_of, records_within_bytes
 from shardline.delivery.config import DeliveryConfig
 from shardline.delivery.destinations import Destination, document_name
 from shardline.delivery.document import FailedBatch, encode, failure_documents
@@ -69,6 +69,7 @@ class _Stopped(Exception):
 class _Lane:
     buffer: list[StreamRecord] = field(default_factory=list)
     since: float | None = None
+    size: int = 0  # the buffered records' sizes (counted with maximum_batch_bytes only)
     task: asyncio.Task[None] | None = None
 
     def busy(self) -> bool:
@@ -119,6 +120,8 @@ class DeliveryProcessor(AsyncRecordProcessor):
         self._flushing = False
         self._window: WindowState | None = None
         self._high_water = config.batch_size * config.parallelization_factor + 1000
+        #: With a bytes limit, at most about two batches' bytes wait (one in flight).
+        self._high_water_bytes = 2 * config.maximum_batch_bytes * config.parallelization_factor
 
     # --- lifecycle hooks ---------------------------------------------------------------
 
@@ -196,6 +199,8 @@ class DeliveryProcessor(AsyncRecordProcessor):
             if not lane.buffer:
                 lane.since = now
             lane.buffer.append(record)
+            if self.config.maximum_batch_bytes:
+                lane.size += record.size_bytes
 
     def _buffered(self) -> int:
         return sum(len(lane.buffer) for lane in self._lanes)
@@ -210,6 +215,8 @@ class DeliveryProcessor(AsyncRecordProcessor):
             window=self.config.maximum_batching_window_in_seconds,
             waited=waited,
             flush=self._flushing,
+            buffered_bytes=lane.size,
+            batch_bytes=self.config.maximum_batch_bytes,
         )
 
     def _start_ready_lanes(self) -> None:
@@ -219,8 +226,14 @@ class DeliveryProcessor(AsyncRecordProcessor):
             if not lane.busy() and self._lane_ready(lane):
                 lane.task = asyncio.create_task(self._run_lane(lane), name=f"lane {self._shard_id}")
 
+    def _over_high_water(self) -> bool:
+        if self._buffered() > self._high_water:
+            return True
+        limit = self._high_water_bytes
+        return limit > 0 and sum(lane.size for lane in self._lanes) > limit
+
     async def _wait_below_high_water(self) -> None:
-        while self._buffered() > self._high_water and not self._stopping.is_set():
+        while self._over_high_water() and not self._stopping.is_set():
             tasks = [lane.task for lane in self._lanes if lane.task is not None and lane.busy()]
             if not tasks:
                 return
@@ -266,9 +279,14 @@ class DeliveryProcessor(AsyncRecordProcessor):
             end = self._window.window.end
             records = [r for r in records if _created(r) < end] or records
         batch, _ = cut_batch(records, self.config.batch_size)
+        fits = records_within_bytes((r.size_bytes for r in batch), self.config.maximum_batch_bytes)
+        if fits >= 0:
+            batch = batch[:fits]
+            lane.size -= sum(r.size_bytes for r in batch)
         lane.buffer = lane.buffer[len(batch) :]
         if not lane.buffer:
             lane.since = None
+            lane.size = 0
         return batch
 
     async def _deliver_guarded(self, batch: list[StreamRecord]) -> None:

@@ -87,7 +87,10 @@ def _sink_factory(
 ) -> ProcessorFactory:
     """Per shard: the handler (if any), then every sink; checkpoint when all hold a batch."""
     from shardline.delivery.filters import FilterSet, normalize_filter_criteria
+    from shardline.sinks.batching import apply_batch_hints
     from shardline.sinks.fanout import SinkFanout, SinkRoute
+
+    config = apply_batch_hints(config, sinks)
 
     routes = [
         SinkRoute(sink, FilterSet(normalize_filter_criteria(sink.filter_criteria)))

@@ -21,6 +21,12 @@ keeps, and that the delivery path (:mod:`shardline.sinks.invoke`) relies on:
    failure path.
 5. **Lease loss stops writes.** :meth:`ShardSink.close` with ``lost=True`` is called when
    the lease is gone; the sink must not start another write for that shard.
+6. **A sink may size its batches.** :attr:`Sink.batch_hint` (a :class:`BatchHint`) asks for
+   batches of up to so many records / bytes, cut at least every so many seconds (an
+   archive writes one file per batch). The hint applies when the run's ``batch_size`` and
+   batching window are left at their defaults; with several hints the smallest value of
+   each wins. ``ordered`` hints need ``parallelization_factor`` 1: the sink relies on
+   each shard's batches coming one after another in sequence order.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from shardline.errors import ShardlineError
 from shardline.records import StreamRecord
 
 __all__ = [
+    "BatchHint",
     "KeyAttribute",
     "ShardSink",
     "Sink",
@@ -58,6 +65,21 @@ class SinkError(ShardlineError):
         self.sink = sink
         self.retriable = retriable
         super().__init__(f"sink {sink}: {message}")
+
+
+@dataclass(frozen=True)
+class BatchHint:
+    """The batches a sink would like: at most ``records`` / ``bytes`` (record sizes as
+    the stream reports them), cut at least every ``seconds``; ``None``: no wish.
+
+    ``ordered``: the sink needs one batch of a shard at a time, in sequence order
+    (``parallelization_factor`` 1).
+    """
+
+    records: int | None = None
+    bytes: int | None = None
+    seconds: float | None = None
+    ordered: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,8 @@ class Sink(abc.ABC):
     transform: Transform | None = None
     #: Lambda filter patterns choosing this sink's records (``None``: every record).
     filter_criteria: Any = None
+    #: The batches this sink would like (rule 6); ``None``: the run's settings as they are.
+    batch_hint: BatchHint | None = None
 
     @abc.abstractmethod
     async def start(self, context: SinkContext) -> None:
