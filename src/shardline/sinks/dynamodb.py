@@ -184,7 +184,7 @@ class DynamoDBSink(Sink):
 
     def open_shard(self, shard_id: str) -> ShardSink:
         """A writer for one shard; shards share the client."""
-        return _DynamoDBShard(self)
+        return _DynamoDBShard(self, shard_id)
 
     async def write_changes(self, records: Sequence[StreamRecord]) -> None:
         """Apply the last change of each key, concurrently across keys."""
@@ -290,11 +290,18 @@ class DynamoDBSink(Sink):
 
 
 class _DynamoDBShard(ShardSink):
-    def __init__(self, sink: DynamoDBSink) -> None:
+    def __init__(self, sink: DynamoDBSink, shard_id: str) -> None:
         self.sink = sink
+        self.shard_id = shard_id
+        self.closed = False
 
     async def write(self, records: Sequence[StreamRecord]) -> None:
+        if self.closed:  # the lease is gone: no further write for this shard
+            raise asyncio.CancelledError(f"shard {self.shard_id}: lease lost")
         await self.sink.write_changes(records)
+
+    async def close(self, *, lost: bool) -> None:
+        self.closed = True
 
 
 def _cancellation_reasons(message: str) -> set[str]:
