@@ -2,7 +2,9 @@
 then inserts, updates and deletes orders at a steady rate until stopped.
 
 Runs in the shardline image (botocore is a dependency of shardline); settings from the
-environment: AWS_ENDPOINT_URL, AWS_REGION, WRITES_PER_SECOND (default 20).
+environment: AWS_ENDPOINT_URL, AWS_REGION, WRITES_PER_SECOND (default 20), TABLE (default
+Orders), READY_FILE (default /tmp/table-ready: touched once the table exists, for compose's
+health check).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 import botocore.exceptions
 import botocore.session
 
-TABLE = "Orders"
-READY = Path("/tmp/table-ready")
+TABLE = os.environ.get("TABLE", "Orders")
+READY = Path(os.environ.get("READY_FILE", "/tmp/table-ready"))
 
 
 def main() -> int:

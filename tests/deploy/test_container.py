@@ -138,3 +138,35 @@ def test_compose_pipeline_loads_and_its_policy_prints() -> None:
 
     path = str(DEPLOY / "compose" / "pipeline.toml")
     assert main(["iam-policy", "--config", path, "--region", "us-east-1"]) == 0
+
+
+def test_compose_writer_creates_the_table_and_writes_changes(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    """The writer the compose demo runs, against the local stack (as compose runs it,
+    with the image's Python and botocore: here the project's)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.integration.support import dynamodb, unique
+
+    table, ready = unique("compose-orders"), tmp_path / "ready"
+    env = dict(os.environ, AWS_ENDPOINT_URL=local_stack.endpoint_url, TABLE=table,
+               READY_FILE=str(ready), WRITES_PER_SECOND="200")  # fmt: skip
+    writer = subprocess.Popen([sys.executable, str(DEPLOY / "compose" / "writer.py")], env=env)
+    try:
+        client = dynamodb(local_stack.endpoint_url)
+        guard = time.monotonic() + 120  # a hang guard, not a timing check
+        count = 0
+        while count < 20 and time.monotonic() < guard and writer.poll() is None:
+            time.sleep(0.2)
+            if ready.exists():
+                count = client.scan(TableName=table, Select="COUNT")["Count"]
+        assert ready.exists() and count >= 20
+        description = client.describe_table(TableName=table)["Table"]
+        assert description["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    finally:
+        writer.terminate()
+        assert writer.wait(timeout=60) == 0  # SIGTERM is a clean exit
