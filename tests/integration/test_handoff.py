@@ -127,6 +127,30 @@ async def test_a_steal_asks_and_the_old_owner_checkpoints_then_hands_over(
     await a.coordinator.stop(release=False)
 
 
+@pytest.mark.parametrize(
+    "fault", ["race:ops=UpdateItem:count=1", "error:ops=UpdateItem:count=1:applied=1"]
+)
+async def test_hand_over_survives_a_lost_answer(
+    local_stack: Any, table: LeaseTable, fault: str
+) -> None:
+    a = await two_leases_held_by_a(table)
+    b = Side(table, "b", handoff_timeout=60.0)
+    await b.coordinator.take_round()
+    (asked,) = [lease for lease in await table.list_leases() if lease.handoff_pending]
+    await a.coordinator.take_round()
+    assert a.asked == [asked.key]  # so release hands over first: the fault hits that write
+    local_stack.faults.add(f"{fault}:table={table.name}")
+    try:
+        await a.coordinator.release(asked.key, a.token(asked.key))
+    finally:
+        local_stack.faults.clear()
+    final = await table.get_lease(asked.key)
+    assert final is not None and final.checkpoint_owner is None and final.owner == "b"
+    await wait_for(lambda: _true(b.acquired), 30, "b to take the handed-over lease")
+    await b.coordinator.stop(release=False)
+    await a.coordinator.stop(release=False)
+
+
 async def test_a_handoff_not_completed_in_time_falls_back_to_a_take(table: LeaseTable) -> None:
     a = await two_leases_held_by_a(table)
     b = Side(table, "b", handoff_timeout=0.5)

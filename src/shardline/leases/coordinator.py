@@ -228,6 +228,8 @@ class LeaseCoordinator:
             log.info("released lease %s", lease.key)
         elif next_owner is None and await self.table.hand_over(lease):
             log.info("handed over lease %s to its next owner", lease.key)
+        elif next_owner is not None:
+            log.warning("could not hand over lease %s to %s (it moved)", lease.key, next_owner)
 
     async def still_holds(self, key: str, token: str) -> bool:
         """One consistent read: is the lease still ours as we hold it? Dropped (quietly,

@@ -223,27 +223,34 @@ class LeaseTable:
             return current if landed else None
         return replace(lease, owner=next_owner, checkpoint_owner=current_owner)
 
-    async def hand_over(self, lease: Lease) -> bool:
+    async def hand_over(self, lease: Lease, *, attempts: int = 3) -> bool:
         """Complete a handoff asked of ``lease.actual_owner`` (KCL 3's assignLease to the
-        next owner): checkpointOwner removed, counter + 1, owner switches + 1."""
-        condition = ("#co = :me", {"#co": f.CHECKPOINT_OWNER}, {":me": {"S": lease.actual_owner}})
-        try:
-            await self._bump(
-                lease,
-                sets={},
-                adds={f.OWNER_SWITCHES: 1},
-                removes=(f.CHECKPOINT_OWNER,),
-                condition=condition,
-            )
-        except ConditionalCheckFailedError:
-            current = await self.get_lease(lease.key)
-            return (
-                current is not None
-                and current.checkpoint_owner is None
-                and current.owner == lease.owner
-                and current.counter == lease.counter + 1
-            )
-        return True
+        next owner): checkpointOwner removed, counter + 1, owner switches + 1.
+
+        A failed condition is checked by re-reading: a retried request that had landed
+        counts as done; a condition that holds after all is tried again.
+        """
+        me = lease.actual_owner
+        condition = ("#co = :me", {"#co": f.CHECKPOINT_OWNER}, {":me": {"S": me}})
+        for _ in range(attempts):
+            try:
+                await self._bump(
+                    lease,
+                    sets={},
+                    adds={f.OWNER_SWITCHES: 1},
+                    removes=(f.CHECKPOINT_OWNER,),
+                    condition=condition,
+                )
+                return True
+            except ConditionalCheckFailedError:
+                current = await self.get_lease(lease.key)
+            if current is None:
+                return False
+            if current.checkpoint_owner is None and current.counter == lease.counter + 1:
+                return current.owner != me  # landed (not withdrawn and bumped by someone)
+            if current.checkpoint_owner != me or current.counter != lease.counter:
+                return False
+        return False
 
     async def cancel_handoff(self, lease: Lease, me: str) -> bool:
         """The next owner withdraws its request: the current owner is owner again."""
