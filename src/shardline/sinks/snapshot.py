@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shardline.metrics import Metrics
@@ -97,7 +97,7 @@ class SnapshotRun:
                 if all(s.done for s in segments):
                     break
                 self._start_takes(segments, running, stop)
-                await wait_event(stop, self.failover_time / 4)
+                await _wait_for_any(stop, running.values(), self.failover_time / 4)
                 for key in [k for k, t in running.items() if t.done()]:
                     running.pop(key).result()  # a copy that failed unexpectedly stops us
         finally:
@@ -138,6 +138,17 @@ class SnapshotRun:
             return
         log.info("snapshot: copying %s from item %d", taken.key, taken.copied)
         await _CopyLoop(self, taken, stop).run()
+
+
+async def _wait_for_any(
+    stop: asyncio.Event, tasks: Iterable[asyncio.Task[None]], timeout: float
+) -> None:
+    """Until ``stop`` is set, a copy ends, or ``timeout`` passes (to look for free segments)."""
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([stopper, *tasks], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
 
 
 class _CopyLoop:
