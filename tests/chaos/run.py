@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         values["SIGTERM exits not 0"] = sum(
             1 for c in driver.term_codes + driver.exit_codes if c != 0
         )
-        summary = {"written": writer.written, "parents": parents, "values": values,
+        summary = {"seed": args.seed, "replay": replay_command(args),
+                   "written": writer.written, "parents": parents, "values": values,
                    "stops": [[s.time, s.pid, s.kind] for s in driver.stops]}  # fmt: skip
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         broken = checks.broken_rules(values)
