@@ -399,6 +399,8 @@ class LeaseCoordinator:
 
     async def _handoff_step(self, pending: PendingHandoff) -> bool:
         """One look; True when the handoff is over (taken or abandoned)."""
+        if pending.key in self._held:  # taken meanwhile by a take round (it had expired)
+            return True
         try:
             seen = await self.table.get_lease(pending.key)
             now = self._clock()
