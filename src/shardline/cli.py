@@ -8,7 +8,6 @@ Imports are lazy so `shardline --help` stays fast.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
@@ -65,6 +64,8 @@ def _one_line(exc: BaseException) -> str:
     from shardline.redact import redact_text
 
     text = redact_text(" ".join(str(exc).split()))
+    if isinstance(exc, ConnectionFailedError) and " the proxy " in text:
+        return f"{text}; check HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and lower case)"
     if isinstance(exc, ConnectionFailedError):
         return f"cannot reach the endpoint ({text}); check --endpoint-url / AWS_ENDPOINT_URL"
     return text
@@ -296,21 +297,9 @@ def _add_event_loop_arg(parser: Any) -> None:
 
 def load_processor(spec: str) -> object:
     """Import ``module:attribute`` (the current directory is on the path)."""
-    from shardline.errors import ConfigError
+    from shardline.imports import import_attribute
 
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(f"processor {spec!r} must look like module:function")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import processor module {module_name!r}: {exc}") from exc
-    try:
-        return getattr(module, attribute)
-    except AttributeError as exc:
-        raise ConfigError(f"module {module_name!r} has no attribute {attribute!r}") from exc
+    return import_attribute(spec, "processor")
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -61,7 +61,12 @@ from shardline.streams.http import (
     HttpPool,
     HttpProtocolError,
 )
-from shardline.streams.http_wire import HttpContentEncodingError, decode_content
+from shardline.streams.http_wire import (
+    HttpContentEncodingError,
+    HttpProxyRefusedError,
+    decode_content,
+)
+from shardline.streams.proxy import ProxyRoute, ProxyTransport, Transport, proxy_for
 
 __all__ = [
     "JSON_CONTENT_TYPE",
@@ -576,10 +581,13 @@ class AwsJsonClient:
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         tls: ssl.SSLContext | None = None,
+        proxy: ProxyRoute | None = None,
     ) -> None:
         """Low-level constructor: everything already resolved. Prefer :meth:`create`.
 
         ``tls`` verifies https endpoints (default: the system's certificate authorities).
+        ``proxy``: send every request through it (aiohttp's client) instead of directly
+        (:class:`~shardline.streams.http.HttpPool`).
         """
         _check_service(service)
         self.service = service
@@ -591,8 +599,9 @@ class AwsJsonClient:
         self._settings = settings
         self._backoff = Backoff(settings.base_backoff, settings.max_backoff, rng)
         self._sleep = sleep
-        self._pool: HttpPool | None = None
+        self._pool: Transport | None = None
         self._tls = tls
+        self.proxy = proxy
         #: Called with the operation name each time a call is throttled (for metrics).
         self.on_throttle: Callable[[str], None] | None = None
 
@@ -615,10 +624,21 @@ class AwsJsonClient:
         endpoint = resolve_endpoint(service, settings, session)
         credentials = _load_credentials(session)
         tls = _tls_context(session.get_config_variable("ca_bundle"))
-        return cls(service, endpoint, credentials, settings, sleep=sleep, rng=rng, tls=tls)
+        proxy = proxy_for(endpoint.url)
+        if proxy is not None:
+            log.info(
+                "%s: requests to %s go through the proxy %s", service, endpoint.url, proxy.display
+            )
+        return cls(
+            service, endpoint, credentials, settings, sleep=sleep, rng=rng, tls=tls, proxy=proxy
+        )
 
     def __repr__(self) -> str:
-        return f"AwsJsonClient({self.service!r}, {self.endpoint_url!r}, region={self.region!r})"
+        via = f", proxy={self.proxy.display!r}" if self.proxy is not None else ""
+        return (
+            f"AwsJsonClient({self.service!r}, {redact_url(self.endpoint_url)!r},"
+            f" region={self.region!r}{via})"
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -729,7 +749,7 @@ class AwsJsonClient:
             encoding = response.headers.get("content-encoding")
             if encoding is not None:
                 payload = decode_content(encoding, payload, self._settings.max_body, self._url)
-        except (HttpBodyTooLargeError, HttpContentEncodingError) as exc:
+        except (HttpBodyTooLargeError, HttpContentEncodingError, HttpProxyRefusedError) as exc:
             raise _not_retriable(ConnectionFailedError(f"{operation}: {exc}")) from exc
         except HttpProtocolError as exc:
             raise ConnectionFailedError(f"{operation}: {self._where()}: {exc}") from exc
@@ -751,8 +771,18 @@ class AwsJsonClient:
             return await asyncio.to_thread(self._credentials.get_frozen_credentials)
         return self._credentials.get_frozen_credentials()
 
-    def _http(self) -> HttpPool:
-        if self._pool is None:
+    def _http(self) -> Transport:
+        if self._pool is None and self.proxy is not None:
+            self._pool = ProxyTransport(
+                self._url,
+                self.proxy,
+                max_connections=self._settings.max_connections,
+                connect_timeout=self._settings.connect_timeout,
+                read_timeout=self._settings.read_timeout,
+                ssl_context=self._tls,
+                max_body=self._settings.max_body,
+            )
+        elif self._pool is None:
             self._pool = HttpPool(
                 self._url,
                 max_connections=self._settings.max_connections,

@@ -19,6 +19,7 @@ __all__ = [
     "HttpContentEncodingError",
     "HttpError",
     "HttpProtocolError",
+    "HttpProxyRefusedError",
     "HttpTimeoutError",
     "decode_content",
     "describe",
@@ -50,6 +51,10 @@ class HttpError(Exception):
 
 class HttpConnectError(HttpError):
     """DNS, TCP connect or TLS handshake failure, or ``connect_timeout`` passed."""
+
+
+class HttpProxyRefusedError(HttpConnectError):
+    """The proxy answered, but refused the request (e.g. 407 credentials, 403 policy)."""
 
 
 class HttpTimeoutError(HttpError):
