@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from shardline.errors import ConfigError
+from shardline.imports import import_attribute
 from shardline.sinks.base import Sink
 from shardline.sinks.options import SinkOptions, parse_bool, parse_sink_url
 
@@ -28,6 +26,12 @@ def _dynamodb(options: SinkOptions) -> Sink:
     return DynamoDBSink.from_options(options)
 
 
+def _webhook(options: SinkOptions) -> Sink:
+    from shardline.sinks.webhook import WebhookSink
+
+    return WebhookSink.from_options(options)
+
+
 #: URL scheme -> (the query parameters the driver keeps, builder).
 SCHEMES: dict[str, tuple[frozenset[str], Callable[[SinkOptions], Sink]]] = {}
 
@@ -38,6 +42,10 @@ def _register() -> None:
     for scheme in ("postgresql", "postgres"):
         SCHEMES[scheme] = (LIBPQ_PARAMETERS, _postgres)
     SCHEMES["dynamodb"] = (frozenset(), _dynamodb)
+    from shardline.sinks.webhook import WebhookQuery
+
+    for scheme in ("http", "https"):
+        SCHEMES[scheme] = (WebhookQuery(), _webhook)
 
 
 def sink_from_url(
@@ -78,17 +86,8 @@ def _filters(value: Any, name: str) -> Any:
 
 
 def load_callable(spec: str, what: str) -> Callable[..., Any]:
-    """Import ``module:attribute`` (the current directory is on the path); it must be callable."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(f"{what} {spec!r} must look like module:function")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"{what}: cannot import module {module_name!r}: {exc}") from exc
-    target = getattr(module, attribute, None)
+    """Import ``module:function`` (the current directory is on the path); it must be callable."""
+    target = import_attribute(spec, what)
     if not callable(target):
-        raise ConfigError(f"{what}: module {module_name!r} has no function {attribute!r}")
-    return target  # type: ignore[no-any-return]
+        raise ConfigError(f"{what} {spec!r} is not a function")
+    return target
