@@ -38,10 +38,11 @@ def system_tool(name: str) -> str:
 
 
 def run(
-    *command: str | Path, env: dict[str, str] | None = None
+    *command: str | Path, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(c) for c in command],
+        input=stdin,
         capture_output=True,
         text=True,
         env=env,
