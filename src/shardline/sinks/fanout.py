@@ -79,9 +79,9 @@ class SinkFanout:
             await jobs[0]
             return
         results = await asyncio.gather(*jobs, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:  # a permanent failure decides the batch's fate before a push-back
+            raise min(errors, key=lambda e: bool(getattr(e, "retriable", False)))
 
     async def _write_one(
         self, route: SinkRoute, writer: ShardSink, records: Sequence[StreamRecord]
