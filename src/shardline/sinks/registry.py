@@ -32,6 +32,12 @@ def _webhook(options: SinkOptions) -> Sink:
     return WebhookSink.from_options(options)
 
 
+def _archive(options: SinkOptions) -> Sink:
+    from shardline.sinks.archive import ArchiveSink
+
+    return ArchiveSink.from_options(options)
+
+
 #: URL scheme -> (the query parameters the driver keeps, builder).
 SCHEMES: dict[str, tuple[frozenset[str], Callable[[SinkOptions], Sink]]] = {}
 
@@ -42,6 +48,8 @@ def _register() -> None:
     for scheme in ("postgresql", "postgres"):
         SCHEMES[scheme] = (LIBPQ_PARAMETERS, _postgres)
     SCHEMES["dynamodb"] = (frozenset(), _dynamodb)
+    SCHEMES["file"] = (frozenset(), _archive)
+    SCHEMES["s3"] = (frozenset(), _archive)
     from shardline.sinks.webhook import WebhookQuery
 
     for scheme in ("http", "https"):
