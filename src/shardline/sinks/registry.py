@@ -38,6 +38,12 @@ def _archive(options: SinkOptions) -> Sink:
     return ArchiveSink.from_options(options)
 
 
+def _webhook(options: SinkOptions) -> Sink:
+    from shardline.sinks.webhook import WebhookSink
+
+    return WebhookSink.from_options(options)
+
+
 #: URL scheme -> (the query parameters the driver keeps, builder).
 SCHEMES: dict[str, tuple[frozenset[str], Callable[[SinkOptions], Sink]]] = {}
 
@@ -48,6 +54,10 @@ def _register() -> None:
     for scheme in ("postgresql", "postgres"):
         SCHEMES[scheme] = (LIBPQ_PARAMETERS, _postgres)
     SCHEMES["dynamodb"] = (frozenset(), _dynamodb)
+    from shardline.sinks.webhook import WebhookQuery
+
+    for scheme in ("http", "https"):
+        SCHEMES[scheme] = (WebhookQuery(), _webhook)
     SCHEMES["file"] = (frozenset(), _archive)
     SCHEMES["s3"] = (frozenset(), _archive)
     from shardline.sinks.webhook import WebhookQuery

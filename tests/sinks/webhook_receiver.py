@@ -1,0 +1,124 @@
+"""A real webhook receiver for the tests: aiohttp, signatures verified by ``standardwebhooks``.
+
+Faults are injected per request: a queue of faults for a ``webhook-id`` (popped one per
+attempt), or for every request while ``fail_all`` is set. A fault is ``"500"``/``"400"``
+(any status), ``"429:N"`` (429 with ``Retry-After: N``), ``"slow:S"`` (answer after S
+seconds) or ``"drop"`` (close the connection without an answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from standardwebhooks import Webhook
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OTHER_SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk="
+
+
+@dataclass
+class Request:
+    """One request as received: headers, body, arrival time, whether it verified."""
+
+    headers: dict[str, str]
+    body: bytes
+    at: float
+    verified: bool
+
+    @property
+    def webhook_id(self) -> str:
+        return self.headers.get("webhook-id", "")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """Records every request; verifies it with each secret in ``secrets``."""
+
+    secrets: tuple[str, ...] = (SECRET,)
+    faults: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    fail_all: str | None = None
+    requests: list[Request] = field(default_factory=list)
+    in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    overlaps: list[str] = field(default_factory=list)
+    key_of: Any = None  # request -> key, to catch two requests of one key at once
+    delay: float = 0.0
+    url: str = ""
+    _runner: web.AppRunner | None = None
+
+    def verify(self, headers: dict[str, str], body: bytes) -> bool:
+        for secret in self.secrets:
+            try:
+                Webhook(secret).verify(body, headers)
+            except Exception:
+                return False
+        return True
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        seen = Request(headers, body, time.monotonic(), self.verify(headers, body))
+        self.requests.append(seen)
+        key = self.key_of(seen) if self.key_of is not None else None
+        if key is not None:
+            self.in_flight[key] += 1
+            if self.in_flight[key] > 1:
+                self.overlaps.append(key)
+        try:
+            return await self._answer(request, seen)
+        finally:
+            if key is not None:
+                self.in_flight[key] -= 1
+
+    async def _answer(self, request: web.Request, seen: Request) -> web.StreamResponse:
+        queue = self.faults.get(seen.webhook_id)
+        fault = queue.pop(0) if queue else self.fail_all
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if fault is None:
+            return web.Response(status=204)
+        if fault == "drop":
+            assert request.transport is not None
+            request.transport.abort()
+            await asyncio.sleep(0.05)
+            return web.Response(status=204)
+        if fault.startswith("slow:"):
+            await asyncio.sleep(float(fault.split(":")[1]))
+            return web.Response(status=204)
+        if fault.startswith("429:"):
+            return web.Response(status=429, headers={"Retry-After": fault.split(":")[1]})
+        return web.Response(status=int(fault))
+
+    def first_seen(self) -> list[Request]:
+        """The first verified request of each webhook-id, in arrival order."""
+        firsts: dict[str, Request] = {}
+        for request in self.requests:
+            if request.verified and request.webhook_id not in firsts:
+                firsts[request.webhook_id] = request
+        return list(firsts.values())
+
+    async def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> Receiver:
+        app = web.Application()
+        app.router.add_post("/hook", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=tls)
+        await site.start()
+        server = site._server
+        assert server is not None
+        bound = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{bound}/hook"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
