@@ -190,6 +190,10 @@ class PostgresSink(Sink):
             raise SinkError(self.name, f"table {self._qualified()} does not exist (create=false)")
         try:
             async with conn.transaction():
+                # workers starting together: one creates, the others wait and find the table
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", (self._qualified(),)
+                )
                 for statement in self.layout.create_statements():
                     await conn.execute(statement)
         except Exception as exc:

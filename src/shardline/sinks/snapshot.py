@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shardline.metrics import Metrics
@@ -40,17 +40,23 @@ def pick_segments(
     segments: Sequence[Segment],
     expired: set[str],
     me: str,
-    held: int,
+    held: Collection[str],
     parallel: int,
 ) -> list[Segment]:
-    """Which segments to take now: not done, free or expired, up to ``parallel`` held."""
-    room = parallel - held
+    """Which segments to take now: not done, not ``held`` by this run, up to ``parallel``.
+
+    A segment is free, expired, or owned by ``me`` but not held: left by an earlier
+    process with the same worker id, which crashed.
+    """
+    room = parallel - len(held)
     if room <= 0:
         return []
     free = [
         s
         for s in segments
-        if not s.done and s.owner != me and (s.owner is None or s.key in expired)
+        if not s.done
+        and s.key not in held
+        and (s.owner is None or s.owner == me or s.key in expired)
     ]
     return free[:room]
 
@@ -112,9 +118,7 @@ class SnapshotRun:
     ) -> None:
         now = time.monotonic()
         expired = self._observe(segments, now)
-        for segment in pick_segments(
-            segments, expired, self.worker_id, len(running), self.parallel
-        ):
+        for segment in pick_segments(segments, expired, self.worker_id, running, self.parallel):
             running[segment.key] = asyncio.create_task(
                 self._take_and_copy(segment, stop), name=f"snapshot {segment.key}"
             )
@@ -175,7 +179,8 @@ class _CopyLoop:
             rows = [
                 SnapshotRow(item, segment.index, segment.copied + i) for i, item in enumerate(items)
             ]
-            await self._write(rows)
+            if not await self._write(rows):
+                return  # stopped before every sink had the page: it is not recorded
             async with self._lock:
                 if self.segment is None:
                     return
@@ -206,8 +211,11 @@ class _CopyLoop:
         answer = await self.run_.dynamodb.call("Scan", params)
         return list(answer.get("Items", [])), answer.get("LastEvaluatedKey") or None
 
-    async def _write(self, rows: list[SnapshotRow]) -> None:
-        """Write the page to every snapshot sink; a busy or failing sink is retried."""
+    async def _write(self, rows: list[SnapshotRow]) -> bool:
+        """Write the page to every snapshot sink; a busy or failing sink is retried.
+
+        Returns whether every sink has the page (``False``: stopped before).
+        """
         pending = list(self.run_.sinks)
         failures = 0
         while pending and not self.stop.is_set():
@@ -222,6 +230,7 @@ class _CopyLoop:
                 level = logging.WARNING if exc.retriable else logging.ERROR
                 log.log(level, "snapshot: %s; retrying in %.1fs", exc, delay)
                 await wait_event(self.stop, delay)
+        return not pending
 
     async def _renew_loop(self) -> None:
         while True:
