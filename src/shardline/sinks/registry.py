@@ -38,10 +38,13 @@ def _archive(options: SinkOptions) -> Sink:
     return ArchiveSink.from_options(options)
 
 
-def _webhook(options: SinkOptions) -> Sink:
-    from shardline.sinks.webhook import WebhookSink
+def _aws_messaging(options: SinkOptions) -> Sink:
+    from shardline.sinks.eventbridge import EventBridgeSink
+    from shardline.sinks.sns import SnsSink
+    from shardline.sinks.sqs import SqsSink
 
-    return WebhookSink.from_options(options)
+    kinds = {"sqs": SqsSink, "sns": SnsSink, "eventbridge": EventBridgeSink}
+    return kinds[options.scheme].from_options(options)
 
 
 #: URL scheme -> (the query parameters the driver keeps, builder).
@@ -54,16 +57,14 @@ def _register() -> None:
     for scheme in ("postgresql", "postgres"):
         SCHEMES[scheme] = (LIBPQ_PARAMETERS, _postgres)
     SCHEMES["dynamodb"] = (frozenset(), _dynamodb)
-    from shardline.sinks.webhook import WebhookQuery
-
-    for scheme in ("http", "https"):
-        SCHEMES[scheme] = (WebhookQuery(), _webhook)
     SCHEMES["file"] = (frozenset(), _archive)
     SCHEMES["s3"] = (frozenset(), _archive)
     from shardline.sinks.webhook import WebhookQuery
 
     for scheme in ("http", "https"):
         SCHEMES[scheme] = (WebhookQuery(), _webhook)
+    for scheme in ("sqs", "sns", "eventbridge"):
+        SCHEMES[scheme] = (frozenset(), _aws_messaging)
 
 
 def sink_from_url(
