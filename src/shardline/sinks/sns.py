@@ -1,0 +1,73 @@
+"""SNS (``sns://arn:aws:sns:REGION:ACCOUNT:Topic``): PublishBatch, 10 messages a call.
+
+Message attributes ``event_name`` and ``table`` let subscribers filter. FIFO topics
+(``.fifo``) as SQS: ``MessageGroupId`` = the item's key, ``MessageDeduplicationId`` = the
+event id. A message over 256 KiB is refused through the failure path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shardline.errors import ConfigError
+from shardline.sinks.aws_messaging import AWS_OPTIONS, AwsMessageSink, EntryOutcome, group_id
+from shardline.sinks.notify import MESSAGE_OPTIONS, Messages, Outgoing, message_format
+from shardline.sinks.options import SinkOptions
+from shardline.sinks.sqs import _aws_options, attributes_size, failed_entries, message_attributes
+
+__all__ = ["SnsSink"]
+
+
+class SnsSink(AwsMessageSink):
+    """Publishes every change to one SNS topic (standard or FIFO)."""
+
+    service = "sns"
+
+    def __init__(self, topic_arn: str, messages: Messages, **aws: Any) -> None:
+        parts = topic_arn.split(":")
+        if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sns":
+            raise ConfigError(
+                f"sns:// sink: {topic_arn!r} is not a topic ARN (arn:aws:sns:REGION:ACCOUNT:Topic)"
+            )
+        super().__init__(aws.pop("name", None) or f"sns://{topic_arn}", messages, **aws)
+        self.target_region = parts[3] or None
+        self.topic_arn = topic_arn
+        self.fifo = topic_arn.endswith(".fifo")
+
+    @classmethod
+    def from_options(cls, options: SinkOptions) -> SnsSink:
+        """Build from ``sns://arn:aws:sns:...``."""
+        options.reject_unknown(AWS_OPTIONS | MESSAGE_OPTIONS)
+        topic = options.url.split("://", 1)[1].split("?", 1)[0]
+        return cls(topic, Messages(options.name, message_format(options), None),
+                   **_aws_options(options), name=options.name)  # fmt: skip
+
+    def resolve(self) -> None:
+        """GetTopicAttributes: the topic exists."""
+        self._client.get_topic_attributes(TopicArn=self.topic_arn)
+
+    def entry(self, message: Outgoing, entry_id: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "Id": entry_id,
+            "Message": message.body.decode(),
+            "MessageAttributes": message_attributes(message, self.messages.source.table),
+        }
+        if self.fifo:
+            entry["MessageGroupId"] = group_id(message.key)
+            entry["MessageDeduplicationId"] = message.event_id
+        return entry
+
+    def size(self, message: Outgoing) -> int:
+        attributes = message_attributes(message, self.messages.source.table)
+        return len(message.body) + attributes_size(attributes)
+
+    def call(self, entries: list[dict[str, Any]]) -> dict[str, EntryOutcome]:
+        answer = self._client.publish_batch(
+            TopicArn=self.topic_arn, PublishBatchRequestEntries=entries
+        )
+        return failed_entries(answer.get("Failed") or [])
+
+    def iam_statements(self, region: str, account: str) -> list[dict[str, Any]]:
+        """Publish (which covers PublishBatch) and GetTopicAttributes on the topic."""
+        return [{"Effect": "Allow", "Action": ["sns:Publish", "sns:GetTopicAttributes"],
+                 "Resource": self.topic_arn}]  # fmt: skip
