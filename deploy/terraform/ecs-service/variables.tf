@@ -135,14 +135,14 @@ variable "log_kms_key_arn" {
 variable "autoscaling" {
   description = "Optional target tracking on the workers' iterator age. shardline serves it to Prometheus as shardline_iterator_age_milliseconds; publish its maximum to CloudWatch (the CloudWatch agent's Prometheus scraping or ADOT) under metric_namespace/metric_name/dimensions. max_count above the stream's open shards adds idle workers."
   type = object({
-    min_count            = number
-    max_count            = number
+    min_count              = number
+    max_count              = number
     target_iterator_age_ms = number
-    metric_namespace     = string
-    metric_name          = string
-    dimensions           = map(string)
-    scale_in_cooldown    = optional(number, 600)
-    scale_out_cooldown   = optional(number, 120)
+    metric_namespace       = string
+    metric_name            = string
+    dimensions             = map(string)
+    scale_in_cooldown      = optional(number, 600)
+    scale_out_cooldown     = optional(number, 120)
   })
   default = null
 }
