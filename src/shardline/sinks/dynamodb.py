@@ -22,7 +22,13 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from shardline.errors import AwsError, ConfigError, ResourceNotFoundError, ShardlineError
+from shardline.errors import (
+    AwsError,
+    ConfigError,
+    ResourceNotFoundError,
+    ShardlineError,
+    ShutdownError,
+)
 from shardline.records import StreamRecord
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.changes import last_per_key, snapshot_record, typed_keys
@@ -297,7 +303,7 @@ class _DynamoDBShard(ShardSink):
 
     async def write(self, records: Sequence[StreamRecord]) -> None:
         if self.closed:  # the lease is gone: no further write for this shard
-            raise asyncio.CancelledError(f"shard {self.shard_id}: lease lost")
+            raise ShutdownError(f"shard {self.shard_id}: the lease was lost; not writing")
         await self.sink.write_changes(records)
 
     async def close(self, *, lost: bool) -> None:

@@ -9,13 +9,12 @@ after a crash never moves a row back. libpq's environment (``PGPASSWORD``, ``PGH
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Sequence
 from typing import Any
 
-from shardline.errors import ConfigError
+from shardline.errors import ConfigError, ShutdownError
 from shardline.records import StreamRecord
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.options import SinkOptions, mask_url, parse_bool
@@ -295,7 +294,7 @@ class _PostgresShard(ShardSink):
 
     async def write(self, records: Sequence[StreamRecord]) -> None:
         if self.closed:
-            raise asyncio.CancelledError(f"shard {self.shard_id}: lease lost")
+            raise ShutdownError(f"shard {self.shard_id}: the lease was lost; not writing")
         await self.sink.write_changes(records)
 
     async def close(self, *, lost: bool) -> None:
