@@ -13,7 +13,7 @@ from shardline.sinks.base import KeyAttribute, SinkContext
 from shardline.sinks.registry import sink_from_url
 
 SHARD = "shardId-00000001700000000000-aaaaaaaa"
-T0 = 1_795_000_000.0  # 2026-11-18T...Z
+T0 = 1_795_000_000.0  # 2026-11-18T11:06:40Z
 
 
 def change(
