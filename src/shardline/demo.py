@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -115,12 +116,11 @@ def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _kill_and_exit(workers: list[subprocess.Popen[bytes]], signum: int) -> None:
-    """A second stop signal: kill the workers, reap them and exit at once."""
+    """A second stop signal: kill the workers and exit at once. (No ``wait`` here: this
+    runs in a signal handler, maybe inside a ``wait`` that holds Popen's lock.)"""
     for worker in workers:
-        if worker.poll() is None:
-            worker.kill()
-    for worker in workers:
-        worker.wait()
+        with contextlib.suppress(OSError):
+            os.kill(worker.pid, signal.SIGKILL)
     os._exit(128 + signum)
 
 

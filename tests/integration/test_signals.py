@@ -150,6 +150,21 @@ def test_demo_stops_its_workers(signum: int, ignore_sigint: bool) -> None:
     stop_and_check(process, signum, workers)
 
 
+def test_a_second_signal_kills_the_workers_at_once() -> None:
+    process = start(DEMO, ignore_sigint=False)
+    workers = wait_for_children(process, 2, is_worker)
+    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.communicate(timeout=GUARD)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode in (0, 128 + signal.SIGTERM)  # 0: the first stop won the race
+    wait_until(lambda: not running(workers), GUARD, "the workers to be gone")
+    assert not group_running(process.pid)
+
+
 def test_demo_workers_die_when_the_demo_is_killed() -> None:
     process = start(DEMO, ignore_sigint=False)
     workers = wait_for_children(process, 2, is_worker)
