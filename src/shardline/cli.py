@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     from shardline.iam import register as add_iam_policy
 
     add_iam_policy(commands)
+    from shardline.sinks.query import register as add_query
+
+    add_query(commands)
     return parser
 
 
