@@ -124,3 +124,39 @@ def test_redact_text_masks_known_secret_values() -> None:
 def test_redact_text_leaves_ordinary_text_alone() -> None:
     text = "GetRecords: cannot reach https://streams.dynamodb.eu-west-1.amazonaws.com: timed out"
     assert redact_text(text) == text
+
+
+async def test_no_secret_reaches_logs_or_errors(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Known credentials and a proxy password, a call that fails through the proxy: no log
+    line (DEBUG included), error text or repr carries any of them."""
+    import logging
+    import socket
+
+    from botocore.credentials import Credentials
+
+    from shardline.errors import ConnectionFailedError
+    from shardline.streams.aws import AwsJsonClient, AwsSettings, ResolvedEndpoint
+    from shardline.streams.proxy import proxy_for
+
+    secrets = ["AKIAKNOWNKEY12345678", "kn0wn-secret-access-key", "kn0wn-session-token", SECRET]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://bob:{SECRET}@127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}/"
+    aws = AwsJsonClient(
+        "dynamodb",
+        ResolvedEndpoint(url=url, region="us-east-1"),
+        Credentials(*secrets[:3]),
+        AwsSettings(max_attempts=2, base_backoff=0.0, max_backoff=0.0),
+        proxy=proxy_for(url),
+    )
+    with caplog.at_level(logging.DEBUG), pytest.raises(ConnectionFailedError) as caught:
+        await aws.call("GetItem", {"TableName": "t", "Key": {"pk": {"S": "a"}}})
+    await aws.close()
+    printed = caplog.text + str(caught.value) + repr(aws)
+    assert "bob:***@" in str(caught.value)
+    for secret in secrets:
+        assert secret not in printed
