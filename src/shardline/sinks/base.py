@@ -12,6 +12,8 @@ keeps, and that the delivery path (:mod:`shardline.sinks.invoke`) relies on:
 2. **Idempotent under replay.** After a crash the records since the last checkpoint are
    delivered again; writing them twice must leave the target as writing them once did
    (replicas compare sequence numbers, changelogs are unique on shard and sequence).
+   Sinks that send messages cannot take one back: they deliver at least once and send a
+   replayed change with the same id (its event id), for the receiver to drop the copy.
 3. **Never older over newer.** A replica row is only replaced by a change with a higher
    sequence number; snapshot rows count as older than any stream change.
 4. **Push-back is not failure.** A target that is busy (throttled, locked, unreachable for
