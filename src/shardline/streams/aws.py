@@ -31,7 +31,6 @@ from urllib.parse import urlsplit
 
 import botocore.auth
 import botocore.exceptions
-import botocore.httpsession
 import botocore.session
 import orjson
 from botocore.auth import SigV4Auth
@@ -54,6 +53,7 @@ from shardline.errors import (
     ValidationError,
 )
 from shardline.redact import redact_url
+from shardline.streams.deadlines import LEASE_OPERATIONS, attempt_timeout, lease_call_deadline
 from shardline.streams.http import (
     DEFAULT_MAX_BODY,
     HttpBodyTooLargeError,
@@ -67,9 +67,11 @@ from shardline.streams.http_wire import (
     decode_content,
 )
 from shardline.streams.proxy import ProxyRoute, ProxyTransport, Transport, proxy_for
+from shardline.streams.trust import ca_bundle_path, tls_context
 
 __all__ = [
     "JSON_CONTENT_TYPE",
+    "LEASE_OPERATIONS",
     "MAPPED_ERROR_CODES",
     "SIGNING_NAME",
     "TARGET_PREFIXES",
@@ -77,6 +79,8 @@ __all__ = [
     "AwsSettings",
     "Backoff",
     "ResolvedEndpoint",
+    "attempt_timeout",
+    "ca_bundle_path",
     "error_from_response",
     "resolve_endpoint",
     "signed_headers",
@@ -282,27 +286,6 @@ class AwsSettings:
         return specific or self.endpoint_url
 
 
-LEASE_OPERATIONS: Final = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem"})
-"""The item calls renewals, takes, checkpoints and releases make on the lease table."""
-
-
-def lease_call_deadline(failover_time: float) -> float:
-    """Deadline of one lease-table item call, retries included: a quarter of the failover
-    time, so it ends before the next renewal is due (every failover / 3)."""
-    return failover_time / 4
-
-
-def attempt_timeout(read_timeout: float, remaining: float | None, deadline: float | None) -> float:
-    """Time limit of one attempt: ``read_timeout``, at most half the call's deadline (so a
-    retry on a fresh connection fits) and at most what is left of it."""
-    limit = read_timeout
-    if deadline is not None:
-        limit = min(limit, deadline / 2)
-    if remaining is not None:
-        limit = min(limit, remaining)
-    return max(limit, 0.0)
-
-
 # --- retry policy ------------------------------------------------------------------------
 
 
@@ -434,25 +417,6 @@ def _endpoint_config(session: botocore.session.Session) -> Config:
     """
     mode = session.get_config_variable("account_id_endpoint_mode")
     return Config(account_id_endpoint_mode="required" if mode == "required" else "disabled")
-
-
-def ca_bundle_path(ca_bundle: str | None) -> str:
-    """The CA file botocore verifies https endpoints with: ``AWS_CA_BUNDLE`` / the profile's
-    ``ca_bundle`` (``ca_bundle``), else ``REQUESTS_CA_BUNDLE``, else certifi's bundle (or
-    botocore's own when certifi is missing) -- ``botocore.endpoint`` and
-    ``botocore.httpsession.get_cert_path`` decide the same way."""
-    if ca_bundle:
-        return ca_bundle
-    return os.environ.get("REQUESTS_CA_BUNDLE") or botocore.httpsession.get_cert_path(True)
-
-
-def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """An SSL context that trusts what botocore trusts (:func:`ca_bundle_path`)."""
-    path = ca_bundle_path(ca_bundle)
-    try:
-        return ssl.create_default_context(cafile=path)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the CA bundle {path!r}: {exc}") from exc
 
 
 def _check_service(service: str) -> None:
@@ -623,7 +587,7 @@ class AwsJsonClient:
         session = _botocore_session(settings)
         endpoint = resolve_endpoint(service, settings, session)
         credentials = _load_credentials(session)
-        tls = _tls_context(session.get_config_variable("ca_bundle"))
+        tls = tls_context(session.get_config_variable("ca_bundle"))
         proxy = proxy_for(endpoint.url)
         if proxy is not None:
             log.info(
