@@ -549,7 +549,8 @@ class AwsJsonClient:
     ) -> None:
         """Low-level constructor: everything already resolved. Prefer :meth:`create`.
 
-        ``tls`` verifies https endpoints (default: the system's certificate authorities).
+        ``tls`` verifies https endpoints (default: the system's authorities; :meth:`create`
+        passes botocore's, see :mod:`.trust`).
         ``proxy``: send every request through it (aiohttp's client) instead of directly
         (:class:`~shardline.streams.http.HttpPool`).
         """
