@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test check unit integration bench chaos compat-deps deploy-deps clean
+.PHONY: install demo test check unit integration bench bench-webhook chaos compat-deps deploy-deps clean
 
 install: $(STAMP)
 
@@ -43,6 +43,9 @@ pg-deps: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+bench-webhook: install
+	$(BIN)/python bench/sinks_webhook.py
 
 # make chaos [DURATION=s] [SEED=n] [BOUNDED=1: the run of make test] [CHAOS_ARGS=...]
 DURATION ?= 120
