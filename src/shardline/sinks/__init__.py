@@ -27,19 +27,29 @@ from shardline.sinks.base import (
 
 if TYPE_CHECKING:
     from shardline.sinks.dynamodb import DynamoDBSink
+    from shardline.sinks.eventbridge import EventBridgeSink
+    from shardline.sinks.formats import MessageFormat
     from shardline.sinks.postgres import PostgresSink
     from shardline.sinks.registry import sink_from_url
+    from shardline.sinks.sns import SnsSink
+    from shardline.sinks.sqs import SqsSink
+    from shardline.sinks.webhook import WebhookSink
 
 __all__ = [
     "DynamoDBSink",
+    "EventBridgeSink",
     "KeyAttribute",
+    "MessageFormat",
     "PostgresSink",
     "ShardSink",
     "Sink",
     "SinkContext",
     "SinkError",
     "SnapshotRow",
+    "SnsSink",
+    "SqsSink",
     "Transform",
+    "WebhookSink",
     "sink_from_url",
 ]
 
@@ -47,7 +57,12 @@ __getattr__ = lazy_getattr(
     __name__,
     {
         "DynamoDBSink": "shardline.sinks.dynamodb",
+        "EventBridgeSink": "shardline.sinks.eventbridge",
+        "MessageFormat": "shardline.sinks.formats",
         "PostgresSink": "shardline.sinks.postgres",
+        "SnsSink": "shardline.sinks.sns",
+        "SqsSink": "shardline.sinks.sqs",
+        "WebhookSink": "shardline.sinks.webhook",
         "sink_from_url": "shardline.sinks.registry",
     },
     globals(),

@@ -43,8 +43,11 @@ def _aws_messaging(options: SinkOptions) -> Sink:
     from shardline.sinks.sns import SnsSink
     from shardline.sinks.sqs import SqsSink
 
-    kinds = {"sqs": SqsSink, "sns": SnsSink, "eventbridge": EventBridgeSink}
-    return kinds[options.scheme].from_options(options)
+    if options.scheme == "sqs":
+        return SqsSink.from_options(options)
+    if options.scheme == "sns":
+        return SnsSink.from_options(options)
+    return EventBridgeSink.from_options(options)
 
 
 #: URL scheme -> (the query parameters the driver keeps, builder).
