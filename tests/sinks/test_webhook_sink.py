@@ -183,6 +183,16 @@ async def test_headers_and_the_receivers_query_kept(receiver: Receiver) -> None:
     assert receiver.requests[0].headers["authorization"] == "Bearer t"
 
 
+async def test_basic_auth_from_the_url(receiver: Receiver) -> None:
+    url = receiver.url.replace("http://", "http://user:pa%40ss@")
+    sink = await started(url, secret_env="HOOK")
+    assert "pa%40ss" not in sink.name and "user:***@" in sink.name
+    await sink.open_shard("s").write([change("a", 1, new={})])
+    await sink.close()
+    expected = "Basic " + base64.b64encode(b"user:pa@ss").decode()
+    assert receiver.requests[0].headers["authorization"] == expected
+
+
 def test_wrong_secret_format_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ("hunter2", "whsec_!!notbase64!!", "whsec_c2hvcnQ=", f"{SECRET},oops"):
         monkeypatch.setenv("BAD", bad)

@@ -106,8 +106,8 @@ class WebhookSink(Sink):
         headers: Mapping[str, str] | None = None,
         name: str | None = None,
     ) -> None:
-        self.url = url
         self.name = name or mask_url(url)
+        self.url, basic = _without_userinfo(url)
         if batch < 1 or concurrency < 1 or retries < 0 or timeout <= 0 or connect_timeout <= 0:
             raise ConfigError(
                 f"sink {self.name}: batch and concurrency must be at least 1, retries at "
@@ -127,7 +127,7 @@ class WebhookSink(Sink):
         self.timeout, self.connect_timeout = timeout, connect_timeout
         self.policy = policy or RetryPolicy()
         self.ca_bundle, self.tls_verify, self.binary = ca_bundle, tls_verify, binary
-        self.headers = dict(headers or {})
+        self.headers = {**basic, **(headers or {})}
         self._transport: Transport | None = None
 
     @classmethod
@@ -179,12 +179,12 @@ class WebhookSink(Sink):
             tls = tls_context(self.ca_bundle, self.tls_verify)
         except (OSError, ValueError) as exc:
             raise SinkError(self.name, f"cannot load ca_bundle: {exc}") from exc
-        self._transport = make_transport(
-            self.url,
-            tls,
-            connections=max(self.concurrency, 1),
-            connect_timeout=self.connect_timeout,
-        )
+        try:
+            self._transport = make_transport(
+                self.url, tls, connections=self.concurrency, connect_timeout=self.connect_timeout
+            )
+        except ValueError as exc:
+            raise SinkError(self.name, str(exc)) from exc
 
     async def check(self, context: SinkContext) -> list[str]:
         """DNS, TCP connect and TLS handshake to the receiver (no request is sent)."""
@@ -322,6 +322,20 @@ def _headers(options: SinkOptions) -> dict[str, str]:
     for key in [k for k in options.options if k.startswith("header.")]:
         headers[key[len("header.") :]] = str(options.options.pop(key))
     return headers
+
+
+def _without_userinfo(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without ``user:password@``, and the ``Authorization: Basic`` header they make."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    import base64
+    from urllib.parse import unquote, urlunsplit
+
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    netloc = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return bare, {"authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
 
 def _empty(url: str) -> SinkOptions:
