@@ -237,7 +237,8 @@ class ParquetEncoder(Encoder):
             return b"", 0
         for column in self.columns:
             data[column.name] = [self._typed(r, column) for r in kept]
-        table = pa.Table.from_pydict(data, schema=self.schema)
+        arrays = [pa.array(data[f.name], type=f.type) for f in self.schema]
+        table = pa.Table.from_arrays(arrays, schema=self.schema)
         out = pa.BufferOutputStream()
         compression = None if self.compression == "none" else self.compression
         pq.write_table(table, out, compression=compression, row_group_size=131_072)
