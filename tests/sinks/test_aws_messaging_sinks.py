@@ -121,6 +121,30 @@ async def test_too_large_is_refused_through_the_failure_path(
     assert [json.loads(m["Body"])["id"] for m in drain(sqs, url, 1)] == [small.event_id]
 
 
+async def test_large_payloads_stored_in_s3_with_a_pointer(aws: tuple[SinkContext, Any]) -> None:
+    context, client = aws
+    sqs, s3 = client("sqs"), client("s3")
+    name, bucket = unique("q"), unique("payloads")
+    url, _ = queue(sqs, name)
+    s3.create_bucket(Bucket=bucket)
+    sink = sink_from_url(f"sqs://{name}?large_payloads=s3://{bucket}/big")
+    await sink.start(context)
+    big = change("big", 1, new={"blob": {"S": "x" * 300_000}})
+    await sink.open_shard("s").write([big])
+    await sink.close()
+    (message,) = drain(sqs, url, 1)
+    kind, pointer = json.loads(message["Body"])
+    assert kind == "software.amazon.payloadoffloading.PayloadS3Pointer"
+    assert pointer["s3BucketName"] == bucket
+    assert pointer["s3Key"] == f"big/shardId-000/{big.event_id}.json"
+    stored = s3.get_object(Bucket=bucket, Key=pointer["s3Key"])["Body"].read()
+    assert json.loads(stored)["id"] == big.event_id and len(stored) > 300_000
+    size = message["MessageAttributes"]["ExtendedPayloadSize"]
+    assert size["DataType"] == "Number" and int(size["StringValue"]) == len(stored)
+    statements = sink.iam_statements("us-east-1", "1")
+    assert statements[-1]["Resource"] == f"arn:aws:s3:::{bucket}/big/*"
+
+
 async def test_sns_to_a_subscribed_queue(aws: tuple[SinkContext, Any]) -> None:
     context, client = aws
     sqs, sns = client("sqs"), client("sns")

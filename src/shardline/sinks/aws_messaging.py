@@ -121,6 +121,8 @@ class AwsMessageSink(Sink):
         self.concurrency = max(concurrency, 1)
         self.retries = max(retries, 0)
         self.base_delay = 0.2
+        #: Where messages over 256 KiB go (``large_payloads=s3://...``; SQS and SNS).
+        self.payloads: Any = None
         #: The region the target's ARN names, if it does (used unless ``region`` is given).
         self.target_region: str | None = None
         self._client: Any = None
@@ -174,6 +176,10 @@ class AwsMessageSink(Sink):
             self._client = session.create_client(
                 self.service, region_name=region_or_aws_region(region), endpoint_url=endpoint
             )
+            if self.payloads is not None:
+                self.payloads.client = session.create_client(
+                    "s3", region_name=region_or_aws_region(region), endpoint_url=endpoint
+                )
             self.resolve()
         except SinkError:
             raise
@@ -204,14 +210,14 @@ class AwsMessageSink(Sink):
         outcomes: dict[str, EntryOutcome] = {}
         fitting = []
         for message in heads:
-            if self.size(message) > MESSAGE_LIMIT:
-                outcomes[message.event_id] = EntryOutcome(
-                    "failed",
-                    f"the message of {message.event_id} is {self.size(message)} bytes, "
-                    f"over the limit of {MESSAGE_LIMIT}",
-                )
-            else:
+            if self.size(message) <= MESSAGE_LIMIT:
                 fitting.append(message)
+                continue
+            pointer, outcome = await self._offload(message)
+            if pointer is not None:
+                fitting.append(pointer)
+            else:
+                outcomes[message.event_id] = outcome
         calls = plan_calls(fitting, self.size, self.max_entries, MESSAGE_LIMIT)
         limit = asyncio.Semaphore(self.concurrency)
 
@@ -221,6 +227,27 @@ class AwsMessageSink(Sink):
 
         await asyncio.gather(*(one(c) for c in calls))
         return outcomes
+
+    async def _offload(self, message: Outgoing) -> tuple[Outgoing | None, EntryOutcome]:
+        """A message over the limit: stored in S3 (its pointer returned), or refused."""
+        import botocore.exceptions
+
+        if self.payloads is None:
+            why = (
+                f"the message of {message.event_id} is {self.size(message)} bytes, over the "
+                f"limit of {MESSAGE_LIMIT} (large_payloads=s3://... stores such messages)"
+            )
+            return None, EntryOutcome("failed", why)
+        try:
+            return await asyncio.to_thread(self.payloads.offload, message), OK
+        except botocore.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            retry = is_retriable_code(str(error.get("Code", "")), status)
+            why = f"storing a large message in S3: {_client_error_text(exc)}"
+            return None, EntryOutcome("retry" if retry else "failed", why)
+        except botocore.exceptions.BotoCoreError as exc:
+            return None, EntryOutcome("retry", f"storing a large message in S3: {exc}")
 
     async def _call(self, call: list[Outgoing]) -> dict[str, EntryOutcome]:
         import botocore.exceptions

@@ -50,11 +50,14 @@ def message_format(options: SinkOptions) -> MessageFormat:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One change ready to send: its record, key text and message body."""
+    """One change ready to send: its record, key text and message body (or, for a message
+    stored in S3, the pointer to it and the stored message's ``payload_size``)."""
 
     record: StreamRecord
     key: str
     body: bytes
+    #: The size of the message stored in S3 when ``body`` is a pointer to it (else 0).
+    payload_size: int = 0
 
     @property
     def event_id(self) -> str:

@@ -13,7 +13,13 @@ from shardline.errors import ConfigError
 from shardline.sinks.aws_messaging import AWS_OPTIONS, AwsMessageSink, EntryOutcome, group_id
 from shardline.sinks.notify import MESSAGE_OPTIONS, Messages, Outgoing, message_format
 from shardline.sinks.options import SinkOptions
-from shardline.sinks.sqs import _aws_options, attributes_size, failed_entries, message_attributes
+from shardline.sinks.sqs import (
+    _aws_options,
+    attributes_size,
+    failed_entries,
+    message_attributes,
+    payload_store,
+)
 
 __all__ = ["SnsSink"]
 
@@ -37,10 +43,12 @@ class SnsSink(AwsMessageSink):
     @classmethod
     def from_options(cls, options: SinkOptions) -> SnsSink:
         """Build from ``sns://arn:aws:sns:...``."""
-        options.reject_unknown(AWS_OPTIONS | MESSAGE_OPTIONS)
+        options.reject_unknown(AWS_OPTIONS | MESSAGE_OPTIONS | {"large_payloads"})
         topic = options.url.split("://", 1)[1].split("?", 1)[0]
-        return cls(topic, Messages(options.name, message_format(options), None),
+        sink = cls(topic, Messages(options.name, message_format(options), None),
                    **_aws_options(options), name=options.name)  # fmt: skip
+        sink.payloads = payload_store(options)
+        return sink
 
     def resolve(self) -> None:
         """GetTopicAttributes: the topic exists."""
@@ -69,5 +77,8 @@ class SnsSink(AwsMessageSink):
 
     def iam_statements(self, region: str, account: str) -> list[dict[str, Any]]:
         """Publish (which covers PublishBatch) and GetTopicAttributes on the topic."""
-        return [{"Effect": "Allow", "Action": ["sns:Publish", "sns:GetTopicAttributes"],
-                 "Resource": self.topic_arn}]  # fmt: skip
+        statements = [{"Effect": "Allow", "Action": ["sns:Publish", "sns:GetTopicAttributes"],
+                       "Resource": self.topic_arn}]  # fmt: skip
+        if self.payloads is not None:
+            statements.append(self.payloads.iam_statement())
+        return statements

@@ -19,6 +19,7 @@ from shardline.sinks.aws_messaging import (
     EntryOutcome,
     group_id,
 )
+from shardline.sinks.large_payloads import SIZE_ATTRIBUTE, PayloadStore
 from shardline.sinks.notify import MESSAGE_OPTIONS, Messages, Outgoing, message_format
 from shardline.sinks.options import SinkOptions
 
@@ -26,10 +27,14 @@ __all__ = ["SqsSink", "message_attributes"]
 
 
 def message_attributes(message: Outgoing, table: str) -> dict[str, Any]:
-    """``event_name`` and ``table`` as String message attributes (for filters)."""
+    """``event_name`` and ``table`` as String message attributes (for filters), and the
+    Extended Client's ``ExtendedPayloadSize`` for a message stored in S3."""
     attributes = {"event_name": {"DataType": "String", "StringValue": message.record.event_name}}
     if table:
         attributes["table"] = {"DataType": "String", "StringValue": table}
+    if message.payload_size:
+        size = {"DataType": "Number", "StringValue": str(message.payload_size)}
+        attributes[SIZE_ATTRIBUTE] = size
     return attributes
 
 
@@ -57,10 +62,12 @@ class SqsSink(AwsMessageSink):
     @classmethod
     def from_options(cls, options: SinkOptions) -> SqsSink:
         """Build from ``sqs://Queue?region=...``."""
-        options.reject_unknown(AWS_OPTIONS | MESSAGE_OPTIONS)
+        options.reject_unknown(AWS_OPTIONS | MESSAGE_OPTIONS | {"large_payloads"})
         queue = options.url.split("://", 1)[1].split("?", 1)[0]
-        return cls(queue, Messages(options.name, message_format(options), None),
+        sink = cls(queue, Messages(options.name, message_format(options), None),
                    **_aws_options(options), name=options.name)  # fmt: skip
+        sink.payloads = payload_store(options)
+        return sink
 
     def resolve(self) -> None:
         """GetQueueUrl (or GetQueueAttributes of a URL): the queue exists."""
@@ -90,11 +97,14 @@ class SqsSink(AwsMessageSink):
     def iam_statements(self, region: str, account: str) -> list[dict[str, Any]]:
         """SendMessage (which covers SendMessageBatch), GetQueueUrl, GetQueueAttributes."""
         name = self.queue.rstrip("/").rsplit("/", 1)[-1]
-        return [{
+        statements = [{
             "Effect": "Allow",
             "Action": ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
             "Resource": f"arn:aws:sqs:{self.region or region}:{account}:{name}",
         }]  # fmt: skip
+        if self.payloads is not None:
+            statements.append(self.payloads.iam_statement())
+        return statements
 
 
 def failed_entries(failed: list[dict[str, Any]]) -> dict[str, EntryOutcome]:
@@ -106,6 +116,12 @@ def failed_entries(failed: list[dict[str, Any]]) -> dict[str, EntryOutcome]:
         )
         for f in failed
     }
+
+
+def payload_store(options: SinkOptions) -> PayloadStore | None:
+    """The ``large_payloads=s3://bucket/prefix`` option, or ``None``."""
+    url = options.take("large_payloads")
+    return None if url is None else PayloadStore.from_url(str(url), options.name)
 
 
 def _aws_options(options: SinkOptions) -> dict[str, Any]:
