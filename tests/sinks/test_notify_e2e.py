@@ -102,10 +102,12 @@ def test_webhook_and_fifo_queue_two_workers_rollovers_and_a_sigkill(
     queued: list[dict[str, Any]] = []
 
     def drain() -> int:
-        answer = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
-        for message in answer.get("Messages") or []:
-            queued.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages")
+        if messages:
+            queued.extend(json.loads(m["Body"]) for m in messages)
+            receipts = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(messages)]  # fmt: skip
+            sqs.delete_message_batch(QueueUrl=queue, Entries=receipts)
         return len({m["id"] for m in queued})
 
     try:
@@ -119,7 +121,6 @@ def test_webhook_and_fifo_queue_two_workers_rollovers_and_a_sigkill(
         total = sum(versions.values())
         wait_until(lambda: len(receiver.first_seen()) >= total, 120, "every change at the hook")
         wait_until(lambda: drain() >= total, 120, "every change in the FIFO queue")
-
     finally:
         for process in (first, second):
             if process.poll() is None:
