@@ -32,6 +32,12 @@ def _webhook(options: SinkOptions) -> Sink:
     return WebhookSink.from_options(options)
 
 
+def _delta(options: SinkOptions) -> Sink:
+    from shardline.sinks.delta import DeltaSink
+
+    return DeltaSink.from_options(options)
+
+
 def _archive(options: SinkOptions) -> Sink:
     from shardline.sinks.archive import ArchiveSink
 
@@ -62,6 +68,8 @@ def _register() -> None:
     SCHEMES["dynamodb"] = (frozenset(), _dynamodb)
     SCHEMES["file"] = (frozenset(), _archive)
     SCHEMES["s3"] = (frozenset(), _archive)
+    SCHEMES["delta+file"] = (frozenset(), _delta)
+    SCHEMES["delta+s3"] = (frozenset(), _delta)
     from shardline.sinks.webhook import WebhookQuery
 
     for scheme in ("http", "https"):
