@@ -105,3 +105,18 @@ def test_delta_on_the_local_stacks_s3(local_stack: Any) -> None:
     assert sorted(
         int(s) for s in table.to_pyarrow_table().column("sequence_number").to_pylist()
     ) == [*range(1, 9)]
+
+
+def test_query_over_a_delta_changelog_and_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shardline.cli import main
+
+    write(delta(f"delta+file://{tmp_path}/log"), [change(i, shard="s") for i in (1, 2)], "s")
+    assert main(["query", "--sink", f"delta+file://{tmp_path}/log", "--json",
+                 "SELECT count(*) AS n FROM changes"]) == 0  # fmt: skip
+    assert capsys.readouterr().out.strip() == '{"n":2}'
+    write(delta(f"delta+file://{tmp_path}/st?mode=state"), [change(3, "q")], "s")
+    assert main(["query", "--sink", f"delta+file://{tmp_path}/st?mode=state", "--json",
+                 "SELECT key FROM state WHERE NOT deleted"]) == 0  # fmt: skip
+    assert capsys.readouterr().out.strip() == '{"key":"{\\"pk\\":{\\"S\\":\\"q\\"}}"}'

@@ -14,6 +14,7 @@ from typing import Any
 from shardline.errors import ConfigError
 from shardline.sinks.archive import ArchiveSink
 from shardline.sinks.archive_store import LocalStore, S3Store
+from shardline.sinks.delta import DeltaSink
 
 __all__ = ["archive_source_sql", "connect", "register", "run_query"]
 
@@ -38,8 +39,11 @@ def _query(args: argparse.Namespace) -> int:
     from shardline.sinks.registry import sink_from_url
 
     sink = sink_from_url(args.sink, environ=os.environ)
+    if isinstance(sink, DeltaSink):
+        _print(*run_delta_query(sink, args.sql, args.endpoint_url), as_json=args.json)
+        return 0
     if not isinstance(sink, ArchiveSink):
-        raise ConfigError(f"sink {sink.name}: query reads file:// and s3:// archives only")
+        raise ConfigError(f"sink {sink.name}: query reads file://, s3:// and delta+ sinks only")
     if args.endpoint_url and isinstance(sink.store, S3Store):
         sink.store.endpoint_url = args.endpoint_url
     columns, rows = run_query(sink, args.sql)
@@ -106,6 +110,32 @@ def run_query(sink: ArchiveSink, sql: str) -> tuple[list[str], list[tuple[Any, .
     except duckdb.IOException as exc:
         raise ConfigError(f"sink {sink.name}: no archived files to read yet ({exc})") from exc
     except (duckdb.Error, OSError) as exc:
+        raise ConfigError(f"sink {sink.name}: query failed: {exc}") from exc
+
+
+def run_delta_query(
+    sink: DeltaSink, sql: str, endpoint_url: str | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """``sql`` over a Delta table (the view ``changes``, or ``state`` with mode=state)."""
+    import asyncio
+
+    import duckdb
+
+    from shardline.sinks.base import SinkContext
+    from shardline.streams.aws import AwsSettings
+
+    if endpoint_url:
+        sink.s3_settings["endpoint_url"] = endpoint_url
+    asyncio.run(sink.start(SinkContext("", "", (), "query", aws=AwsSettings())))
+    table = sink.table()
+    if table is None:
+        raise ConfigError(f"sink {sink.name}: no Delta table there yet")
+    con = duckdb.connect()
+    con.register("changes" if sink.mode == "changelog" else "state", table.to_pyarrow_dataset())
+    try:
+        relation = con.sql(sql)
+        return ([], []) if relation is None else (list(relation.columns), relation.fetchall())
+    except duckdb.Error as exc:
         raise ConfigError(f"sink {sink.name}: query failed: {exc}") from exc
 
 
