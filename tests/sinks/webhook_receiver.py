@@ -52,6 +52,7 @@ class Receiver:
     overlaps: list[str] = field(default_factory=list)
     key_of: Any = None  # request -> key, to catch two requests of one key at once
     delay: float = 0.0
+    status_for: Any = None  # request -> a status to answer with, or None
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -82,6 +83,9 @@ class Receiver:
     async def _answer(self, request: web.Request, seen: Request) -> web.StreamResponse:
         queue = self.faults.get(seen.webhook_id)
         fault = queue.pop(0) if queue else self.fail_all
+        if fault is None and self.status_for is not None:
+            status = self.status_for(seen)
+            fault = None if status is None else str(status)
         if self.delay:
             await asyncio.sleep(self.delay)
         if fault is None:
