@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -63,6 +64,26 @@ class _Stats:
         self.order_violations = 0
         self.last: dict[str, int] = {}
         self.latencies: list[float] = []
+
+
+class _Key(msgspec.Struct):
+    pk: str
+
+
+class _Image(msgspec.Struct):
+    written: float | None = None
+
+
+class _Message(msgspec.Struct):
+    """The fields of a native message the receiver checks (the rest is skipped unparsed)."""
+
+    key: _Key
+    sequence_number: str
+    new: _Image | None = None
+
+
+_ONE = msgspec.json.Decoder(_Message)
+_MANY = msgspec.json.Decoder(list[_Message])
 
 
 class _Server(asyncio.Protocol):
@@ -107,17 +128,16 @@ class _Server(asyncio.Protocol):
         expected = base64.b64encode(hmac.new(KEY, signed, hashlib.sha256).digest()).decode()
         if f"v1,{expected}" not in headers.get("webhook-signature", "").split(" "):
             stats.bad_signatures += 1
-        document = orjson.loads(body)
-        for message in document if isinstance(document, list) else [document]:
+        decoded = (_MANY if body[:1] == b"[" else _ONE).decode(body)
+        for message in decoded if isinstance(decoded, list) else [decoded]:
             stats.count += 1
-            key = message["key"]["pk"]
-            sequence = int(message["sequence_number"])
+            key = message.key.pk
+            sequence = int(message.sequence_number)
             if stats.last.get(key, -1) >= sequence:
                 stats.order_violations += 1
             stats.last[key] = sequence
-            written = (message.get("new") or {}).get("written")
-            if written is not None:
-                stats.latencies.append(now - float(written))
+            if message.new is not None and message.new.written is not None:
+                stats.latencies.append(now - message.new.written)
         return b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
 
 
