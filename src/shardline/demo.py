@@ -2,7 +2,10 @@
 
 Starts the embedded local stack with shard rollovers, creates a table with a stream,
 writes a steady flow of versioned changes, runs two worker processes, and shows a live
-view of shards, owners, checkpoints and records processed until Ctrl-C or SIGTERM.
+view of shards, owners, checkpoints and records processed until Ctrl-C or SIGTERM. The
+workers also archive every change to Parquet files in the demo's temporary directory
+(:mod:`shardline.demo_archive`); the view shows the files, the changes archived and a
+DuckDB query over them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shardline.children import StopSignals, die_with_parent
+from shardline.demo_archive import ArchiveWatch, archive_url
 from shardline.leases.model import Lease
 from shardline.leases.table import LeaseTable
 from shardline.streams.aws import AwsJsonClient, AwsSettings
@@ -93,6 +97,7 @@ def _start_worker(
         sys.executable, "-m", "shardline.cli", "--log-level", "WARNING", "run",
         "shardline.demo_app:handle", "--table", TABLE, "--application", APPLICATION,
         "--endpoint-url", endpoint_url, "--worker-id", name, "--failover-time", "6",
+        "--sink", archive_url(tmp),
     ]  # fmt: skip
     return subprocess.Popen(
         command,
@@ -158,13 +163,17 @@ async def _write_and_watch(
     state = DemoState()
     writer = asyncio.create_task(_write_forever(dynamodb, state, writes_per_second))
     leases = LeaseTable(dynamodb, APPLICATION)
+    archive = ArchiveWatch(tmp)
+    ticks = 0
     try:
         with Live(refresh_per_second=2, screen=False) as live:
             while not stop.is_set() and (
                 duration is None or time.monotonic() - state.started < duration
             ):
                 rows = await leases.list_leases() if await leases.exists() else []
-                live.update(_view(rows, state, _processed_counts(tmp)))
+                await asyncio.to_thread(archive.refresh, ticks % 3 == 0)
+                ticks += 1
+                live.update(_view(rows, state, _processed_counts(tmp), archive.view()))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
     finally:
@@ -205,7 +214,9 @@ def _processed_counts(tmp: Path) -> dict[str, int]:
     return counts
 
 
-def _view(leases: list[Lease], state: DemoState, counts: dict[str, int]) -> Group:
+def _view(
+    leases: list[Lease], state: DemoState, counts: dict[str, int], archive: Table | None = None
+) -> Group:
     table = Table(title="leases (one per shard)", title_justify="left")
     for column in ("shard", "parent", "owner", "checkpoint"):
         table.add_column(column)
@@ -221,4 +232,4 @@ def _view(leases: list[Lease], state: DemoState, counts: dict[str, int]) -> Grou
         + "  ".join(f"{name}={count}" for name, count in counts.items())
         + f"  total={sum(counts.values())}   (Ctrl-C to stop)"
     )
-    return Group(summary, table)
+    return Group(summary, table) if archive is None else Group(summary, table, archive)

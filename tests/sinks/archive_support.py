@@ -25,9 +25,10 @@ def change(
     shard: str = SHARD,
     new: dict[str, Any] | None = None,
     ttl: bool = False,
+    keys: dict[str, Any] | None = None,
 ) -> StreamRecord:
-    """One stream record in the service's JSON form."""
-    keys = {"pk": {"S": key}}
+    """One stream record in the service's JSON form (key ``pk`` unless ``keys``)."""
+    keys = keys or {"pk": {"S": key}}
     data: dict[str, Any] = {
         "Keys": keys,
         "SequenceNumber": str(seq),
