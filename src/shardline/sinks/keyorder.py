@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -46,27 +47,25 @@ async def run_units(
 ) -> list[BaseException]:
     """Send every unit in chunks of ``batch``, ``concurrency`` units at a time.
 
-    A unit stops at the first chunk whose ``send`` raises; the errors are returned (one
-    per stopped unit), never raised, so the other units finish.
+    ``concurrency`` workers each take the next unit and send it to its end, so a unit's
+    chunks never overlap. A unit stops at the first chunk whose ``send`` raises; the
+    errors are returned (one per stopped unit), never raised, so the other units finish.
     """
-    limit = asyncio.Semaphore(concurrency)
-
-    async def one(unit: Sequence[T]) -> None:
-        async with limit:
-            for chunk in chunks(unit, batch):
-                await send(chunk)
-
-    if len(units) == 1:
-        try:
-            await one(units[0])
-        except Exception as exc:
-            return [exc]
-        return []
-    results = await asyncio.gather(*(one(u) for u in units), return_exceptions=True)
+    pending = deque(units)
     errors: list[BaseException] = []
-    for result in results:
-        if isinstance(result, asyncio.CancelledError):
-            raise result
-        if isinstance(result, BaseException):
-            errors.append(result)
+
+    async def worker() -> None:
+        while pending:
+            unit = pending.popleft()
+            try:
+                for chunk in chunks(unit, batch):
+                    await send(chunk)
+            except Exception as exc:
+                errors.append(exc)
+
+    workers = min(concurrency, len(pending))
+    if workers == 1:
+        await worker()
+    elif workers > 1:
+        await asyncio.gather(*(worker() for _ in range(workers)))
     return errors

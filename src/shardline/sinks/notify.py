@@ -148,6 +148,11 @@ class RateLimiter:
         self._interval = 1.0 / rate if rate else 0.0
         self._next = 0.0
 
+    @property
+    def limited(self) -> bool:
+        """Whether there is a limit at all (callers skip :meth:`wait` when not)."""
+        return bool(self._interval)
+
     async def wait(self) -> None:
         """Return when the next send may go."""
         if not self._interval:

@@ -230,7 +230,8 @@ class WebhookSink(Sink):
         attempt = 0
         while True:
             attempt += 1
-            await self._limiter.wait()
+            if self._limiter.limited:
+                await self._limiter.wait()
             outcome, why, retry_after = await self._post(body, message_id, headers)
             if outcome == "delivered":
                 for message in chunk:
