@@ -245,3 +245,16 @@ def test_a_file_where_the_directory_should_be_is_one_line(tmp_path: Path) -> Non
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"sink file://{tmp_path}/blocker/archive:")
     assert "cannot write to directory" in message and not caught.value.retriable
+
+
+def test_iam_statements_of_an_s3_archive() -> None:
+    sink = sink_from_url("s3://logs/cdc/orders?sse=aws:kms&kms_key_id=alias/archive")
+    statements = sink.iam_statements("eu-west-1", "123456789012")
+    assert statements[0] == {
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket"],
+        "Resource": "arn:aws:s3:::logs",
+    }
+    assert statements[1]["Resource"] == "arn:aws:s3:::logs/cdc/orders/*"
+    assert statements[2]["Resource"] == "arn:aws:kms:eu-west-1:123456789012:alias/archive"
+    assert sink_from_url("file:///tmp/a").iam_statements("eu-west-1", "1") == []

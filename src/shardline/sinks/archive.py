@@ -154,7 +154,7 @@ class ArchiveSink(Sink):
         if not isinstance(self.store, S3Store):
             return []
         bucket = f"arn:aws:s3:::{self.store.bucket}"
-        return [
+        statements: list[dict[str, Any]] = [
             {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket},
             {
                 "Effect": "Allow",
@@ -162,6 +162,19 @@ class ArchiveSink(Sink):
                 "Resource": f"{bucket}/{self.store.prefix}*",
             },
         ]
+        key = self.store.put_options.get("SSEKMSKeyId")
+        if key:  # a customer managed key: encrypting (and multipart uploads) need these
+            if not key.startswith("arn:"):
+                kind = "" if key.startswith("alias/") else "key/"
+                key = f"arn:aws:kms:{region}:{account}:{kind}{key}"
+            statements.append(
+                {
+                    "Effect": "Allow",
+                    "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                    "Resource": key,
+                }
+            )
+        return statements
 
 
 class _ShardArchive(ShardSink):
