@@ -108,6 +108,17 @@ async def test_retry_after_is_honoured(receiver: Receiver) -> None:
     assert second.at - first.at >= 0.9  # a lower bound: the sink waited as told
 
 
+async def test_a_long_retry_after_is_pushed_back_to_the_shard(receiver: Receiver) -> None:
+    sink = await started(receiver.url, secret_env="HOOK")
+    record = change("a", 1, new={})
+    receiver.faults[record.event_id] = ["429:120"]
+    with pytest.raises(SinkError) as pushed:
+        await sink.open_shard("s").write([record])
+    await sink.close()
+    assert pushed.value.retriable and pushed.value.retry_after == 120.0
+    assert len(receiver.requests) == 1
+
+
 async def test_permanent_4xx_fails_that_key_only(receiver: Receiver) -> None:
     sink = await started(receiver.url, secret_env="HOOK")
     records = [change("a", 1, new={}), change("b", 2, new={}), change("a", 3, new={})]

@@ -83,6 +83,7 @@ class _Result:
     error_message: str = ""
     response: Any = None
     pushback: bool = False  # a sink's target was busy: wait and retry, not a failure
+    retry_after: float = 0.0  # the least wait a pushing-back target asked for
 
 
 @dataclass(frozen=True)
@@ -315,7 +316,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
             if result.pushback:
                 pushbacks += 1
                 queue.insert(0, attempt)
-                await self._sleep(self._backoff(pushbacks))
+                await self._sleep(max(self._backoff(pushbacks), result.retry_after))
                 continue
             pushbacks = 0
             attempt = Attempt(attempt.records, attempt.failures, attempt.invocations + 1)
@@ -375,7 +376,8 @@ class DeliveryProcessor(AsyncRecordProcessor):
                 return self._failed(records, exc)
             self._metrics.sink_pushbacks.inc()
             log.warning("shard %s: %s; retrying (the target pushed back)", self._shard_id, exc)
-            return _Result(0, type(exc).__name__, str(exc), pushback=True)
+            wait = exc.retry_after or 0.0
+            return _Result(0, type(exc).__name__, str(exc), pushback=True, retry_after=wait)
         except Exception as exc:
             return self._failed(records, exc)
         return self._judge(records, response)

@@ -17,7 +17,8 @@ keeps, and that the delivery path (:mod:`shardline.sinks.invoke`) relies on:
 3. **Never older over newer.** A replica row is only replaced by a change with a higher
    sequence number; snapshot rows count as older than any stream change.
 4. **Push-back is not failure.** A target that is busy (throttled, locked, unreachable for
-   a moment) raises :class:`SinkError` with ``retriable=True``: the shard waits and tries
+   a moment) raises :class:`SinkError` with ``retriable=True`` (and ``retry_after`` when
+   the target said how long): the shard waits and tries
    again, without limit and without counting towards ``maximum_retry_attempts``. Anything
    else (a value the target cannot hold, a wrong schema) is permanent and takes the
    failure path.
@@ -61,11 +62,22 @@ class SinkError(ShardlineError):
 
     ``sink`` names the sink (its URL with secrets masked). ``retriable`` says whether the
     target pushed back (try again later) or the data can never be written as it is.
+    ``retry_after`` (seconds, push-back only) is how long the target asked to be left
+    alone (an HTTP ``Retry-After``): the shard waits at least that long before writing
+    again.
     """
 
-    def __init__(self, sink: str, message: str, *, retriable: bool = False) -> None:
+    def __init__(
+        self,
+        sink: str,
+        message: str,
+        *,
+        retriable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         self.sink = sink
         self.retriable = retriable
+        self.retry_after = retry_after
         super().__init__(f"sink {sink}: {message}")
 
 

@@ -10,10 +10,11 @@ after another and a later one only once the earlier one was delivered; different
 out concurrently (``concurrency``) over keep-alive connections. Retries
 (:mod:`.send_policy`): network errors, timeouts and ``retry_on`` statuses (408, 429, 5xx)
 are retried inside the write with backoff and jitter, after ``Retry-After`` when given;
-after ``retries`` tries the batch is pushed back (the shard waits and writes again,
-without limit). Other statuses are permanent: the write fails and the batch takes the
-delivery path's retry / bisect / ``on_failure`` route. Changes a failed write already
-delivered are not sent again when the batch is retried.
+after ``retries`` tries, or when ``Retry-After`` asks for more than 5 s, the batch is
+pushed back (the shard waits -- at least ``Retry-After`` -- and writes again, without
+limit; a worker that is stopping stops waiting). Other statuses are permanent: the write
+fails and the batch takes the delivery path's retry / bisect / ``on_failure`` route.
+Changes a failed write already delivered are not sent again when the batch is retried.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ WEBHOOK_OPTIONS: Final = MESSAGE_OPTIONS | frozenset(
      "retry_on", "ca_bundle", "tls_verify", "cloudevents_mode", "headers"}
 )  # fmt: skip
 _USER_AGENT: Final = "shardline-webhooks/0.1"
+_INLINE_WAIT: Final = 5.0  # longer waits are pushed back to the shard, which stops promptly
 
 
 class WebhookQuery(frozenset[str]):
@@ -77,7 +79,12 @@ class WebhookQuery(frozenset[str]):
 
 
 class _PushBack(Exception):
-    """Retried ``retries`` times in the write; the shard waits and writes again."""
+    """Retried ``retries`` times in the write (or told to wait longer than a write waits);
+    the shard waits and writes again."""
+
+    def __init__(self, why: str, retry_after: float | None = None) -> None:
+        super().__init__(why)
+        self.retry_after = retry_after
 
 
 class _Refused(Exception):
@@ -239,9 +246,12 @@ class WebhookSink(Sink):
                 return
             if outcome == "failed":
                 raise _Refused(why)
+            delay = self.policy.delay(attempt, retry_after)
+            if delay > _INLINE_WAIT:  # a long Retry-After: the shard waits, stop-aware
+                raise _PushBack(f"{why}, Retry-After {delay:g}s", delay)
             if attempt > self.retries:
                 raise _PushBack(why)
-            await asyncio.sleep(self.policy.delay(attempt, retry_after))
+            await asyncio.sleep(delay)
 
     def _request(self, chunk: Sequence[Outgoing]) -> tuple[bytes, str, dict[str, str]]:
         fmt = self.messages.format
@@ -302,10 +312,12 @@ class _WebhookShard(ShardSink):
             return
         refused = [e for e in errors if not isinstance(e, _PushBack)]
         first = refused[0] if refused else errors[0]
+        waits = [e.retry_after for e in errors if isinstance(e, _PushBack) and e.retry_after]
         raise SinkError(
             sink.name,
             f"{len(errors)} of {len(units)} key groups not delivered: {first}",
             retriable=not refused,
+            retry_after=max(waits) if waits and not refused else None,
         ) from first
 
     async def close(self, *, lost: bool) -> None:
