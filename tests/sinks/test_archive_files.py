@@ -258,3 +258,18 @@ def test_iam_statements_of_an_s3_archive() -> None:
     assert statements[1]["Resource"] == "arn:aws:s3:::logs/cdc/orders/*"
     assert statements[2]["Resource"] == "arn:aws:kms:eu-west-1:123456789012:alias/archive"
     assert sink_from_url("file:///tmp/a").iam_statements("eu-west-1", "1") == []
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_a_file_larger_than_one_chunk_is_whole(tmp_path: Path, fmt: str) -> None:
+    from shardline.sinks.archive_formats import CHUNK_ROWS
+
+    sink = started(f"file://{tmp_path}?format={fmt}")
+    write(sink, [change(i) for i in range(1, CHUNK_ROWS + 101)])
+    (path,) = archived_files(tmp_path)
+    reader = "read_parquet" if fmt == "parquet" else "read_json"
+    assert duck(f"SELECT count(*), max(sequence_number::BIGINT) FROM {reader}('{path}')") == [
+        (CHUNK_ROWS + 100, CHUNK_ROWS + 100)
+    ]
+    if fmt == "parquet":
+        assert pq.ParquetFile(path).metadata.num_row_groups == 2

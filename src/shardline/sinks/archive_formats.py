@@ -23,6 +23,7 @@ add typed columns for chosen attributes (``columns=price:double,status:string``)
 from __future__ import annotations
 
 import gzip
+import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ COLUMNS = (
 )
 #: ``columns=`` types and the Parquet type each becomes.
 COLUMN_TYPES = ("string", "bigint", "double", "boolean", "json")
+#: Rows encoded at a time: the encoder's memory is one chunk's Python values, not a file's.
+CHUNK_ROWS = 16_384
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 Transform = Callable[[StreamRecord], "dict[str, Any] | None"]
@@ -167,21 +170,31 @@ class JsonLinesEncoder(Encoder):
             self._zstd = zstandard.ZstdCompressor(level=3)
 
     def encode(self, records: Sequence[StreamRecord]) -> tuple[bytes, int]:
+        out = io.BytesIO()
+        stream: Any = out
+        if self.compression == "gzip":
+            stream = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0)
+        elif self._zstd is not None:
+            stream = self._zstd.stream_writer(out, closefd=False)
+        rows = 0
+        for start in range(0, len(records), CHUNK_ROWS):  # memory: one chunk's rows at a time
+            body, count = self._lines(records[start : start + CHUNK_ROWS])
+            stream.write(body)
+            rows += count
+        if stream is not out:
+            stream.close()
+        return out.getvalue(), rows
+
+    def _lines(self, records: Sequence[StreamRecord]) -> tuple[bytes, int]:
         columns, _ = change_columns(records, plain=self.plain, transform=self.transform)
         times = columns["approximate_creation_time"]
         columns["approximate_creation_time"] = [_iso(ms) for ms in times]
-        rows = len(times)
         dumps = orjson.dumps
         lines = [
             dumps(dict(zip(COLUMNS, values, strict=True)))
             for values in zip(*(columns[c] for c in COLUMNS), strict=True)
         ]
-        body = b"\n".join(lines) + b"\n" if lines else b""
-        if self.compression == "gzip":
-            body = gzip.compress(body, compresslevel=6, mtime=0)
-        elif self._zstd is not None:
-            body = self._zstd.compress(body)
-        return body, rows
+        return (b"\n".join(lines) + b"\n" if lines else b""), len(lines)
 
 
 def _iso(ms: int) -> str:
@@ -191,7 +204,7 @@ def _iso(ms: int) -> str:
 
 
 class ParquetEncoder(Encoder):
-    """One Parquet file (one row group per 131,072 rows), ``zstd`` by default."""
+    """One Parquet file (a row group per ``CHUNK_ROWS`` rows), ``zstd`` by default."""
 
     extension = "parquet"
 
@@ -231,18 +244,31 @@ class ParquetEncoder(Encoder):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        data, kept = change_columns(records, plain=self.plain, transform=self.transform)
-        rows = len(data["event_id"])
-        if rows == 0:
+        out = pa.BufferOutputStream()
+        compression = None if self.compression == "none" else self.compression
+        writer: Any = None
+        rows = 0
+        for start in range(0, len(records), CHUNK_ROWS):  # one row group at a time
+            table = self._table(records[start : start + CHUNK_ROWS])
+            if table.num_rows == 0:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(out, self.schema, compression=compression)
+            writer.write_table(table, row_group_size=CHUNK_ROWS)
+            rows += table.num_rows
+        if writer is None:
             return b"", 0
+        writer.close()
+        return out.getvalue().to_pybytes(), rows
+
+    def _table(self, records: Sequence[StreamRecord]) -> Any:
+        import pyarrow as pa
+
+        data, kept = change_columns(records, plain=self.plain, transform=self.transform)
         for column in self.columns:
             data[column.name] = [self._typed(r, column) for r in kept]
         arrays = [pa.array(data[f.name], type=f.type) for f in self.schema]
-        table = pa.Table.from_arrays(arrays, schema=self.schema)
-        out = pa.BufferOutputStream()
-        compression = None if self.compression == "none" else self.compression
-        pq.write_table(table, out, compression=compression, row_group_size=131_072)
-        return out.getvalue().to_pybytes(), rows
+        return pa.Table.from_arrays(arrays, schema=self.schema)
 
     def _typed(self, record: StreamRecord, column: TypedColumn) -> Any:
         image = record.old_image if record.event_name == "REMOVE" else record.new_image
