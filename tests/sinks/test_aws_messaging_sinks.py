@@ -184,6 +184,7 @@ async def test_eventbridge_rule_to_a_queue(aws: tuple[SinkContext, Any]) -> None
     assert sorted(e["detail"]["id"] for e in got) == sorted(r.event_id for r in records)
     assert {e["detail-type"] for e in got} == {"dynamodb.item.modified"}
     assert all(e["source"] == "orders" and e["resources"] == [ARN] for e in got)
+    assert {e["time"] for e in got} == {"2026-01-01T00:00:00Z"}  # when the change was made
 
 
 @pytest.mark.parametrize(

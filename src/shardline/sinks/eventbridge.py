@@ -2,13 +2,14 @@
 
 ``source`` (default ``shardline``) and ``detail_type`` (default per change:
 ``dynamodb.item.inserted|modified|removed``) are options; ``Detail`` is the change in the
-chosen format, ``Resources`` the stream ARN. Entries that fail with a throttling or
-internal error are retried alone (the key's later changes wait); other entry errors are
-permanent and take the failure path.
+chosen format, ``Resources`` the stream ARN, ``Time`` when the change was made. Entries
+that fail with a throttling or internal error are retried alone (the key's later changes
+wait); other entry errors are permanent and take the failure path.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from shardline.errors import ConfigError
@@ -75,6 +76,9 @@ class EventBridgeSink(AwsMessageSink):
         }
         if self.messages.source.stream_arn:
             entry["Resources"] = [self.messages.source.stream_arn]
+        seconds = message.record.approximate_creation_seconds
+        if seconds:
+            entry["Time"] = datetime.fromtimestamp(seconds, tz=UTC)
         return entry
 
     def size(self, message: Outgoing) -> int:
