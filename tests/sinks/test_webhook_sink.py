@@ -184,6 +184,20 @@ async def test_cloudevents_binary_mode(receiver: Receiver) -> None:
     assert event.get_data()["new"] == {"pk": "a", "v": 1}
 
 
+async def test_snapshot_rows_are_reads(receiver: Receiver) -> None:
+    from shardline.sinks.base import SnapshotRow
+
+    receiver.key_of = None
+    sink = await started(receiver.url, secret_env="HOOK", format="debezium")
+    rows = [SnapshotRow({"pk": {"S": f"s{i}"}, "v": {"N": str(i)}}, 3, i) for i in range(3)]
+    await sink.write_snapshot(rows)
+    await sink.close()
+    bodies = sorted((r.json() for r in receiver.requests), key=lambda b: b["after"]["v"])
+    assert [b["op"] for b in bodies] == ["r", "r", "r"]
+    assert [b["source"]["key"] for b in bodies] == [{"pk": f"s{i}"} for i in range(3)]
+    assert {r.webhook_id for r in receiver.requests} == {f"snapshot-3-{i}" for i in range(3)}
+
+
 async def test_headers_and_the_receivers_query_kept(receiver: Receiver) -> None:
     sink = await started(
         receiver.url + "?token=abc", secret_env="HOOK", headers={"Authorization": "Bearer t"}
