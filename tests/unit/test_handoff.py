@@ -7,7 +7,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
+from shardline.config import ConsumerConfig
 from shardline.consumer import ConsumerSettings, ConsumerState, ShardConsumer
+from shardline.errors import ConfigError
 from shardline.leases.handoff import (
     HandoffStep,
     PendingHandoff,
@@ -209,3 +213,11 @@ async def test_a_handoff_while_waiting_for_parents_hands_over_without_processor_
         await asyncio.wait_for(task, 10)
     assert host.calls == ["hand_over"]
     assert host.finished == ["handed-over"]
+
+
+def test_the_handoff_timeout_is_a_validated_setting() -> None:
+    config = ConsumerConfig(application="app", table="t")
+    assert config.handoff_timeout == 5.0
+    assert config.with_changes(handoff_timeout=0).handoff_timeout == 0
+    with pytest.raises(ConfigError):
+        config.with_changes(handoff_timeout=-1)
