@@ -216,7 +216,7 @@ async def test_a_handoff_while_waiting_for_parents_hands_over_without_processor_
 
 
 def test_the_handoff_timeout_is_a_validated_setting() -> None:
-    config = ConsumerConfig(application="app", table="t")
+    config = ConsumerConfig(application="app", table="orders")
     assert config.handoff_timeout == 5.0
     assert config.with_changes(handoff_timeout=0).handoff_timeout == 0
     with pytest.raises(ConfigError):
