@@ -375,10 +375,11 @@ class LeaseCoordinator:
         if not self._taking or lease.key in self._held or lease.key in self._asked:
             return
         asked = await self.table.request_handoff(lease, self.worker_id)
-        if asked is not None:
-            log.info("asked %s to hand over lease %s (counter %d)", lease.owner, lease.key,
-                     lease.counter)  # fmt: skip
-            self._await_handoff(asked)
+        if asked is None:
+            return
+        owner, key = lease.owner, lease.key
+        log.info("asked %s to hand over lease %s (counter %d)", owner, key, asked.counter)
+        self._await_handoff(asked)
 
     def _await_handoff(self, lease: Lease) -> None:
         pending = PendingHandoff(lease.key, lease.checkpoint_owner or "", self._clock())
