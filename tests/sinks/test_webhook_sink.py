@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shardline.errors import ConfigError
+from shardline.errors import ConfigError, ShutdownError
 from shardline.sinks.base import KeyAttribute, SinkContext, SinkError
 from shardline.sinks.registry import sink_from_url
 from shardline.sinks.send_policy import RetryPolicy
@@ -272,7 +272,7 @@ async def test_lost_lease_stops_sending(receiver: Receiver) -> None:
     sink = await started(receiver.url, secret_env="HOOK")
     shard = sink.open_shard("s")
     await shard.close(lost=True)
-    with pytest.raises(SinkError):
+    with pytest.raises(ShutdownError):
         await shard.write([change("a", 1, new={})])
     assert receiver.requests == []
     await sink.close()

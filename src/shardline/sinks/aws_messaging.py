@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from shardline.errors import ShutdownError
 from shardline.records import StreamRecord
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.notify import Delivered, Messages, Outgoing, snapshot_records
@@ -285,7 +286,7 @@ class _MessageShard(ShardSink):
     async def write(self, records: Sequence[StreamRecord]) -> None:
         sink = self.sink
         if self.lost:
-            raise SinkError(sink.name, "the lease was lost; not sending", retriable=True)
+            raise ShutdownError(f"sink {sink.name}: the lease was lost; not sending")
         messages = sink.messages.outgoing(records)
         queues: OrderedDict[str, deque[Outgoing]] = OrderedDict()
         for message in self.delivered.pending(messages):

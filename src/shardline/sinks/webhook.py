@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 from urllib.parse import urlsplit
 
-from shardline.errors import ConfigError
+from shardline.errors import ConfigError, ShutdownError
 from shardline.records import StreamRecord
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.formats import cloudevent_headers, encode_batch
@@ -298,7 +298,7 @@ class _WebhookShard(ShardSink):
     async def write(self, records: Sequence[StreamRecord]) -> None:
         sink = self.sink
         if self.lost:
-            raise SinkError(sink.name, "the lease was lost; not sending", retriable=True)
+            raise ShutdownError(f"sink {sink.name}: the lease was lost; not sending")
         messages = sink.messages.outgoing(records)
         pending = self.delivered.pending(messages)
         units = plan_units(pending, lambda m: m.key, batch=sink.batch, concurrency=sink.concurrency)
