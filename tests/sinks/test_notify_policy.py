@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from shardline.sinks.keyorder import plan_units, run_units
 from shardline.sinks.send_policy import RetryPolicy, backoff, parse_retry_after, parse_retry_on
-from shardline.sinks.webhook_transport import proxy_for
+from shardline.sinks.webhook_transport import proxied
 
 
 def test_retry_on_and_classify() -> None:
@@ -38,12 +38,16 @@ def test_retry_after_and_backoff() -> None:
     assert backoff(3, 0.2, 10.0, rng=lambda: 1.0) == pytest.approx(0.8)
 
 
-def test_proxies_from_the_environment() -> None:
-    env = {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "internal.example,.corp"}
-    assert proxy_for("https://hooks.example.com/x", env) == "http://proxy:3128"
-    assert proxy_for("https://a.internal.example/x", env) is None
-    assert proxy_for("https://svc.corp/x", env) is None
-    assert proxy_for("http://hooks.example.com/x", env) is None
+def test_proxies_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy",
+                 "no_proxy"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example,.corp")
+    assert proxied("https://hooks.example.com/x")
+    assert not proxied("https://a.internal.example/x")
+    assert not proxied("https://svc.corp/x")
+    assert not proxied("http://hooks.example.com/x")
 
 
 @given(

@@ -53,7 +53,7 @@ from shardline.sinks.webhook_transport import (
     NetworkError,
     Transport,
     make_transport,
-    proxy_for,
+    proxied,
     tls_context,
 )
 
@@ -198,7 +198,7 @@ class WebhookSink(Sink):
         try:
             await self.start(context)
             parts = urlsplit(self.url)
-            if proxy_for(self.url):
+            if proxied(self.url):
                 return []  # through a proxy: the proxy is reached on the first request
             tls = tls_context(self.ca_bundle, self.tls_verify) if parts.scheme == "https" else None
             port = parts.port or (443 if parts.scheme == "https" else 80)
