@@ -44,6 +44,9 @@ pg-deps: install
 bench: install
 	$(BIN)/python bench/run.py
 
+bench-sinks: install
+	$(BIN)/python bench/sinks_postgres.py
+
 bench-webhook: install
 	$(BIN)/python bench/sinks_webhook.py
 
