@@ -58,17 +58,29 @@ def resolve_run(
     delivery = dict(pipeline.delivery_settings) if pipeline else {}
     for action in actions:
         dest = action.dest
-        if dest in ("help", "config") or _explicit(action, args, words):
+        if dest in ("help", "config"):
             continue
-        value = _from_env(action, environ)
-        if value is not None:
-            setattr(args, dest, value)
-        elif dest in file_values:
-            setattr(args, dest, _convert(action, file_values[dest], "the pipeline file"))
+        if not _explicit(action, args, words):
+            _fill(args, action, environ, file_values)
         if dest in delivery_keys and getattr(args, dest) is not None:
             delivery[dest] = _delivery_value(dest, getattr(args, dest))
     _require_source(args)
     return ResolvedRun(args, pipeline, delivery)
+
+
+def _fill(
+    args: argparse.Namespace,
+    action: argparse.Action,
+    environ: Mapping[str, str],
+    file_values: dict[str, Any],
+) -> None:
+    """Set an option no flag gave: from ``SHARDLINE_<OPTION>``, else from the file."""
+    value = _from_env(action, environ)
+    if value is not None:
+        setattr(args, action.dest, value)
+    elif action.dest in file_values:
+        value = _convert(action, file_values[action.dest], "the pipeline file")
+        setattr(args, action.dest, value)
 
 
 def _given_flag(flag: str, words: Sequence[str]) -> bool:
