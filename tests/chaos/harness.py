@@ -61,7 +61,10 @@ class StackProcess:
 
 
 class ChaosWorker:
-    """``shardline run tests.chaos.recorder:ChaosRecorder`` in a child process."""
+    """``shardline run tests.chaos.recorder:ChaosRecorder`` in a child process.
+
+    ``processor`` ``None`` runs no processor (the sink mode passes ``--sink`` in ``extra``).
+    """
 
     def __init__(
         self,
@@ -73,11 +76,12 @@ class ChaosWorker:
         failover: float,
         delay: float,
         extra: tuple[str, ...] = (),
+        processor: str | None = "tests.chaos.recorder:ChaosRecorder",
     ) -> None:
         self.worker_id = worker_id
         command = [
             sys.executable, "-m", "shardline.cli", "--log-level", "INFO", "run",
-            "tests.chaos.recorder:ChaosRecorder", "--table", table, "--application", app,
+            *([processor] if processor else []), "--table", table, "--application", app,
             "--endpoint-url", endpoint, "--worker-id", worker_id,
             "--failover-time", str(failover), "--idle-time", "0.1",
             "--shard-sync-interval", "5", "--shutdown-grace", "10", *extra,
