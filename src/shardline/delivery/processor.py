@@ -121,8 +121,8 @@ class DeliveryProcessor(AsyncRecordProcessor):
         self._flushing = False
         self._window: WindowState | None = None
         self._high_water = config.batch_size * config.parallelization_factor + 1000
-        #: With a bytes limit, at most about two batches' bytes wait (one in flight).
-        self._high_water_bytes = 2 * config.maximum_batch_bytes * config.parallelization_factor
+        #: With a bytes limit, about one batch's bytes wait while one is in flight.
+        self._high_water_bytes = config.maximum_batch_bytes * config.parallelization_factor
 
     # --- lifecycle hooks ---------------------------------------------------------------
 

@@ -110,29 +110,46 @@ def _image_text(raw: Any, plain: bool) -> str | None:
     return plain_item_json(raw).decode() if plain else bytes(raw).decode()
 
 
+def _image_bytes(raw: Any, plain: bool) -> bytes | None:
+    if not raw:
+        return None
+    return plain_item_json(raw) if plain else bytes(raw)
+
+
+#: The columns :func:`change_columns` gives as UTF-8 bytes with ``as_bytes``.
+JSON_COLUMNS = ("keys", "old_image", "new_image")
+
+
 def change_columns(
-    records: Sequence[StreamRecord], *, plain: bool, transform: Transform | None = None
+    records: Sequence[StreamRecord],
+    *,
+    plain: bool,
+    transform: Transform | None = None,
+    as_bytes: bool = False,
 ) -> tuple[dict[str, list[Any]], list[StreamRecord]]:
     """The archive's columns of ``records`` and the records kept (the transform may drop some).
 
     ``approximate_creation_time`` is in epoch milliseconds here. With a transform, its
-    document becomes ``new_image`` (plain JSON).
+    document becomes ``new_image`` (plain JSON). With ``as_bytes`` the JSON columns are
+    UTF-8 bytes rather than text (Parquet takes them without a decode).
     """
+    image = _image_bytes if as_bytes else _image_text
     out: dict[str, list[Any]] = {name: [] for name in COLUMNS}
     kept: list[StreamRecord] = []
     for record in records:
         wire = record.wire
         data = wire.dynamodb
-        new_image = _image_text(data.NewImage, plain)
+        new_image = image(data.NewImage, plain)
         if transform is not None and wire.eventName != "REMOVE":
             document = transform(record)
             if document is None:
                 continue
-            new_image = dumps_document(document).decode()
+            text = dumps_document(document)
+            new_image = text if as_bytes else text.decode()
         kept.append(record)
         out["event_id"].append(wire.eventID)
         out["event_name"].append(wire.eventName)
-        out["keys"].append(_image_text(data.Keys, plain) or "{}")
+        out["keys"].append(image(data.Keys, plain) or ("{}" if not as_bytes else b"{}"))
         out["sequence_number"].append(data.SequenceNumber)
         out["shard_id"].append(record.shard_id)
         out["approximate_creation_time"].append(
@@ -140,7 +157,7 @@ def change_columns(
         )
         out["ttl_delete"].append(is_ttl_delete(record))
         out["stream_view_type"].append(data.StreamViewType)
-        out["old_image"].append(_image_text(data.OldImage, plain))
+        out["old_image"].append(image(data.OldImage, plain))
         out["new_image"].append(new_image)
     return out, kept
 
@@ -264,10 +281,15 @@ class ParquetEncoder(Encoder):
     def _table(self, records: Sequence[StreamRecord]) -> Any:
         import pyarrow as pa
 
-        data, kept = change_columns(records, plain=self.plain, transform=self.transform)
+        data, kept = change_columns(
+            records, plain=self.plain, transform=self.transform, as_bytes=True
+        )
         for column in self.columns:
             data[column.name] = [self._typed(r, column) for r in kept]
-        arrays = [pa.array(data[f.name], type=f.type) for f in self.schema]
+        arrays = [
+            _json_text(data[f.name]) if f.name in JSON_COLUMNS else pa.array(data[f.name], f.type)
+            for f in self.schema
+        ]
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
     def _typed(self, record: StreamRecord, column: TypedColumn) -> Any:
@@ -282,6 +304,19 @@ class ParquetEncoder(Encoder):
                 f"{self.describe(record)}: attribute {column.name} ({value!r}) "
                 f"is not a {column.type}"
             ) from exc
+
+
+def _json_text(values: list[bytes | None]) -> Any:
+    """UTF-8 bytes as a string column: built as binary (no per-value decode), then checked
+    to be valid UTF-8 in one pass."""
+    import pyarrow as pa
+
+    array = pa.array(values, pa.binary()).view(pa.string())
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"a change holds text that is not UTF-8: {exc}") from exc
+    return array
 
 
 def _convert(value: Any, kind: str) -> Any:

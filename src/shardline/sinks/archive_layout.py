@@ -94,8 +94,12 @@ def split_by_partition(
     rather than reordering, so every file holds a contiguous range of the shard.
     """
     runs: list[tuple[str, list[StreamRecord]]] = []
+    hours: dict[int, str] = {}  # UTC hours nest in days and months: one lookup per hour
     for record in records:
-        partition = partition_of(table, record.approximate_creation_seconds, granularity)
+        hour = int(record.approximate_creation_seconds // 3600)
+        partition = hours.get(hour)
+        if partition is None:
+            partition = hours[hour] = partition_of(table, hour * 3600, granularity)
         if runs and runs[-1][0] == partition:
             runs[-1][1].append(record)
         else:

@@ -128,15 +128,34 @@ class DeltaSink(Sink):
         try:
             DeltaTable(self.uri, storage_options=self.storage_options or None)
         except TableNotFoundError:
-            if not self.uri.startswith("s3://"):
-                import os
-
-                try:
-                    os.makedirs(self.uri, exist_ok=True)
-                except OSError as exc:
-                    raise SinkError(self.name, f"cannot create {self.uri}: {exc.strerror}") from exc
+            self._create()
         except Exception as exc:
             raise SinkError(self.name, f"cannot open the table: {_short(exc)}") from exc
+
+    def _create(self) -> None:
+        """Create the empty table, so that the shards' first commits are plain appends
+        (concurrent creations conflict); another worker creating it first is fine."""
+        from deltalake import DeltaTable
+
+        if not self.uri.startswith("s3://"):
+            import os
+
+            try:
+                os.makedirs(self.uri, exist_ok=True)
+            except OSError as exc:
+                raise SinkError(self.name, f"cannot create {self.uri}: {exc.strerror}") from exc
+        changelog = self.mode == "changelog"
+        try:
+            DeltaTable.create(
+                self.uri,
+                changelog_schema() if changelog else state_schema(),
+                mode="ignore",
+                partition_by=["date"] if changelog else None,
+                storage_options=self.storage_options or None,
+            )
+        except Exception as exc:
+            if self.table() is None:
+                raise SinkError(self.name, f"cannot create the table: {_short(exc)}") from exc
 
     def open_shard(self, shard_id: str) -> ShardSink:
         """A writer that resumes after the last change the table holds for ``shard_id``."""
@@ -229,6 +248,27 @@ def _merge(table: Any, data: Any, properties: Any) -> None:
     )
 
 
+def changelog_schema() -> Any:
+    """The changelog table's columns: the archive's, and ``date`` (the partition)."""
+    import pyarrow as pa
+
+    text, flag = pa.string(), pa.bool_()
+    types = {"approximate_creation_time": pa.timestamp("ms", tz="UTC"), "ttl_delete": flag}
+    return pa.schema([(name, types.get(name, text)) for name in (*COLUMNS, "date")])
+
+
+def state_schema() -> Any:
+    """The state table's columns."""
+    import pyarrow as pa
+
+    text, flag = pa.string(), pa.bool_()
+    return pa.schema(
+        [("key", text), ("item", text), ("deleted", flag), ("sequence", text),
+         ("event_name", text), ("approximate_creation_time", pa.timestamp("ms", tz="UTC")),
+         ("ttl_delete", flag), ("shard_id", text), ("shard_sequence", text)]
+    )  # fmt: skip
+
+
 def changelog_table(records: Sequence[StreamRecord], plain: bool) -> Any:
     """The archive's columns plus ``date``, as a pyarrow table."""
     import pyarrow as pa
@@ -243,7 +283,7 @@ def changelog_table(records: Sequence[StreamRecord], plain: bool) -> Any:
         datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
         for ms in data["approximate_creation_time"]
     ]
-    return pa.table(columns)
+    return pa.table(columns, schema=changelog_schema())
 
 
 def state_table(records: Sequence[StreamRecord], plain: bool) -> Any:
@@ -273,7 +313,8 @@ def state_table(records: Sequence[StreamRecord], plain: bool) -> Any:
             "ttl_delete": data["ttl_delete"],
             "shard_id": data["shard_id"],
             "shard_sequence": padded,
-        }
+        },
+        schema=state_schema(),
     )
 
 
