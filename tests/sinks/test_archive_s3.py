@@ -101,3 +101,24 @@ def test_aws_endpoint_url_s3_is_honoured(local_stack: Any) -> None:
     asyncio.run(sink.start(context(aws=AwsSettings(endpoint_url="http://127.0.0.1:9"))))
     write(sink, [change(1)])
     assert len(keys(local_stack, name)) == 1
+
+
+def test_denied_access_is_one_line() -> None:
+    """A fake (botocore's Stubber): the local stack does not enforce IAM, so it cannot deny."""
+    from botocore.stub import Stubber
+
+    from shardline.sinks.archive_store import S3Store
+
+    store = S3Store("locked", "p", "s3://locked/p", region="us-east-1")
+    client = store._s3()
+    with Stubber(client) as stub:
+        stub.add_client_error("head_bucket", "403", "Forbidden", 403)
+        stub.add_client_error("put_object", "AccessDenied", "Access Denied", 403)
+        with pytest.raises(SinkError) as at_start:
+            asyncio.run(store.check())
+        with pytest.raises(SinkError) as on_write:
+            asyncio.run(store.publish("a/b.parquet", b"x"))
+    for caught in (at_start, on_write):
+        message = str(caught.value)
+        assert message.startswith("sink s3://locked/p: cannot ") and "\n" not in message
+        assert "access to bucket locked is denied" in message and not caught.value.retriable
