@@ -252,6 +252,11 @@ class Driver(threading.Thread):
     def _kill(self) -> None:
         self._signal(signal.SIGKILL)
 
+    def kill_one(self) -> None:
+        """SIGKILL a worker now (and restart it as a driver's kill does)."""
+        self.actions["kill"] += 1
+        self._kill()
+
     def _term(self) -> None:
         self._signal(signal.SIGTERM)
 
