@@ -112,7 +112,7 @@ class Worker:
         await self._table.ensure_exists()
         for hook in self.hooks:
             await hook.before_consuming(self, self._stop)
-        await self.sync_shards()
+        await self._first_sync()
         self._coordinator = LeaseCoordinator(
             self._table,
             CoordinatorSettings(
@@ -221,6 +221,25 @@ class Worker:
                 "use a different --application or --lease-table for this stream"
             )
         self._ownership_checked = True
+
+    async def _first_sync(self) -> None:
+        """The first shard sync; a retriable failure (throttling, a slow answer) is retried.
+
+        The endpoint has answered already (the stream was resolved), so a failure here is
+        the service pushing back, not a mistake of the user's.
+        """
+        failures = 0
+        while True:
+            try:
+                await self.sync_shards()
+                return
+            except ShardlineError as exc:
+                if not exc.retriable or self._stop.is_set():
+                    raise
+                failures += 1
+                delay = min(5.0, 0.25 * 2**failures)
+                log.warning("first shard sync failed (%s); retrying in %.1fs", exc, delay)
+                await wait_event(self._stop, delay)
 
     async def _sync_loop(self) -> None:
         while True:
