@@ -1,9 +1,10 @@
-"""Two `shardline run --sink file:///...` workers, rollovers and SIGKILLs at random moments.
+"""Two `shardline run --sink file:///... --sink delta+file:///...` workers, rollovers, SIGKILLs.
 
 Every change of the stream is in the archive exactly once (counted by shard id and
 sequence number), no temporary or partial file is ever visible to a reader (a reader
 thread opens every visible file while the workers run), and each shard's files hold its
-changes in sequence order with ranges that neither overlap nor leave a change out.
+changes in sequence order with ranges that neither overlap nor leave a change out. The same
+workers also write a Delta changelog: every change in exactly one commit.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import boto3
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from shardline.sinks.archive_layout import parse_file_name
 from tests.integration.support import create_stream_table, dynamodb, unique, wait_until
@@ -39,7 +41,9 @@ def start_worker(
     command = [sys.executable, "-m", "tests.sinks.archive_fault", "run", "--table", table,
                "--application", app, "--endpoint-url", stack.endpoint_url,
                "--worker-id", worker, "--failover-time", "2", "--idle-time", "0.1",
-               "--shard-sync-interval", "1", "--sink", sink]  # fmt: skip
+               "--shard-sync-interval", "1"]  # fmt: skip
+    for url in sink.split(" "):
+        command += ["--sink", url]
     out = open(log, "ab")  # noqa: SIM115 - the process owns it
     env = {**os.environ, "ARCHIVE_CRASH": crash, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)
@@ -116,6 +120,16 @@ def archived(root: Path) -> list[tuple[str, int, int, list[int]]]:
     return files
 
 
+def delta_changes(lake: Path) -> set[tuple[str, int]]:
+    try:
+        table = DeltaTable(str(lake)).to_pyarrow_table(columns=["shard_id", "sequence_number"])
+    except Exception:
+        return set()
+    shards = table.column("shard_id").to_pylist()
+    seqs = table.column("sequence_number").to_pylist()
+    return {(s, int(q)) for s, q in zip(shards, seqs, strict=True)}
+
+
 def archived_changes(root: Path) -> list[tuple[str, int]]:
     return [(shard, s) for shard, _, _, seqs in archived(root) for s in seqs]
 
@@ -129,8 +143,11 @@ def test_exactly_once_through_kills_and_rollovers(
     table = unique("archived")
     create_stream_table(local_stack.endpoint_url, table)
     root = tmp_path / "archive"
-    sink = f"file://{root}?format=parquet&roll_records={rng.choice([7, 20, 50])}&roll_seconds=1"
+    roll = f"roll_records={rng.choice([7, 20, 50])}&roll_seconds=1"
+    lake = tmp_path / "lake"
+    sink = f"file://{root}?format=parquet&{roll} delta+file://{lake}?{roll}"
     app = unique("app")
+    crashed: list[str] = []
     reader = Reader(root)
     reader.start()
     workers = {
@@ -147,7 +164,8 @@ def test_exactly_once_through_kills_and_rollovers(
             workers[victim].send_signal(signal.SIGKILL)
             for name, process in list(workers.items()):
                 if name == victim or process.poll() is not None:  # killed, or crashed itself
-                    process.wait(timeout=10)
+                    if process.wait(timeout=10) == 9:  # os._exit(9): the injected crash
+                        crashed.append(name)
                     log = tmp_path / f"{name}-{round_}.log"
                     workers[f"{name}-{round_}"] = start_worker(
                         local_stack, table, app, f"{name}-{round_}", sink, log
@@ -156,7 +174,9 @@ def test_exactly_once_through_kills_and_rollovers(
         churn(local_stack, table, rng, 50)
         expected = stream_changes(local_stack, table)
         wait_until(lambda: set(archived_changes(root)) >= expected, 120, "every change archived")
+        wait_until(lambda: delta_changes(lake) >= expected, 60, "every change in the Delta table")
     finally:
+        crashed += [name for name, process in workers.items() if process.poll() == 9]
         for process in workers.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -166,7 +186,20 @@ def test_exactly_once_through_kills_and_rollovers(
     changes = archived_changes(root)
     assert len(changes) == len(set(changes)), "a change is in two files"
     assert set(changes) == expected
+    table = DeltaTable(str(lake)).to_pyarrow_table(columns=["shard_id", "sequence_number"])
+    committed = [
+        (shard, int(seq))
+        for shard, seq in zip(
+            table.column("shard_id").to_pylist(),
+            table.column("sequence_number").to_pylist(),
+            strict=True,
+        )
+    ]
+    assert len(committed) == len(set(committed)), "a change is in two Delta commits"
+    assert set(committed) == expected
     assert reader.problems == [] and reader.opened > 0
+    if not crashed:
+        return  # both were SIGKILLed before their file number N (rare): nothing more to see
     if crash.startswith("before-rename"):  # the crashed write's half file stayed hidden
         assert [p for p in root.rglob(".*crashed.tmp") if p.is_file()]
     else:  # the next owner found the file written after the last checkpoint and skipped it

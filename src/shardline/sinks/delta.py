@@ -342,6 +342,14 @@ class _ShardDelta(ShardSink):
                 )
                 self.version = version = commits
             fresh = [r for r in records if int(r.sequence_number) > self.high]
+            if len(fresh) < len(records):
+                log.info(
+                    "sink %s: shard %s: %d changes up to %s are in the table already; skipped",
+                    self.sink.name,
+                    self.shard_id,
+                    len(records) - len(fresh),
+                    self.high,
+                )
             if fresh:
                 await asyncio.to_thread(self.sink.commit, self.shard_id, fresh, version + 1)
                 self.version = version + 1
