@@ -21,7 +21,7 @@ def install(spec: str) -> None:
     original = archive_store.LocalStore._publish
     published = [0]
 
-    def publish(self: Any, path: str, data: bytes) -> None:
+    def publish(self: Any, path: str, data: bytes, proceed: Any = None) -> None:
         published[0] += 1
         if published[0] == target and point == "before-rename":
             final = self.root / path
@@ -29,7 +29,7 @@ def install(spec: str) -> None:
             half = final.parent / temporary_name(final.name, "crashed")
             archive_store._write_synced(half, data[: len(data) // 2])
             os._exit(9)
-        original(self, path, data)
+        original(self, path, data, proceed)
         if published[0] == target and point == "after-publish":
             os._exit(9)
 

@@ -273,3 +273,24 @@ def test_a_file_larger_than_one_chunk_is_whole(tmp_path: Path, fmt: str) -> None
     ]
     if fmt == "parquet":
         assert pq.ParquetFile(path).metadata.num_row_groups == 2
+
+
+def test_a_lease_lost_during_the_write_publishes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close(lost=True) arrives while the bytes are being written: no rename follows."""
+    from shardline.sinks import archive_store
+
+    sink = started(f"file://{tmp_path}?format=parquet")
+    writer = sink.open_shard(SHARD)
+    real = archive_store._write_synced
+
+    def write_then_lose(path: Path, data: bytes) -> None:
+        real(path, data)
+        asyncio.run(writer.close(lost=True))
+
+    monkeypatch.setattr(archive_store, "_write_synced", write_then_lose)
+    with pytest.raises(SinkError, match="lease lost"):
+        asyncio.run(writer.write([change(1)]))
+    assert archived_files(tmp_path) == []
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]

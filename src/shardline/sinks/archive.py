@@ -232,7 +232,7 @@ class _ShardArchive(ShardSink):
         first, last = run[0].sequence_number, run[-1].sequence_number
         if rows:
             name = file_name(self.shard_id, first, last, encoder.extension)
-            await self.sink.store.publish(f"{partition}/{name}", data)
+            await self.sink.store.publish(f"{partition}/{name}", data, lambda: not self.lost)
             self.sink.files_written += 1
             self.sink.changes_archived += rows
         self.high = int(last)

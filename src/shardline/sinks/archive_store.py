@@ -18,7 +18,7 @@ import asyncio
 import errno
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,9 @@ from shardline.sinks.archive_layout import temporary_name
 from shardline.sinks.base import SinkError
 
 __all__ = ["ArchiveStore", "LocalStore", "S3Store"]
+
+#: Asked right before a file becomes visible; ``False`` abandons it (``None``: always go on).
+Proceed = Callable[[], bool] | None
 
 _PUSHBACK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN})
 
@@ -43,8 +46,12 @@ class ArchiveStore:
         """Relative paths of the published files under each prefix (temporaries left out)."""
         raise NotImplementedError
 
-    async def publish(self, path: str, data: bytes) -> None:
-        """Make ``data`` visible at ``path``, complete or not at all; durable on return."""
+    async def publish(self, path: str, data: bytes, proceed: Proceed = None) -> None:
+        """Make ``data`` visible at ``path``, complete or not at all; durable on return.
+
+        ``proceed`` is asked right before the file becomes visible (the rename, the PUT,
+        the completion); ``False`` (the lease was lost meanwhile) abandons the file.
+        """
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -90,15 +97,18 @@ class LocalStore(ArchiveStore):
                 raise self._error(f"list {top}", exc) from exc
         return names
 
-    async def publish(self, path: str, data: bytes) -> None:
-        await asyncio.to_thread(self._publish, path, data)
+    async def publish(self, path: str, data: bytes, proceed: Proceed = None) -> None:
+        await asyncio.to_thread(self._publish, path, data, proceed)
 
-    def _publish(self, path: str, data: bytes) -> None:
+    def _publish(self, path: str, data: bytes, proceed: Proceed = None) -> None:
         final = self.root / path
         temporary = final.parent / temporary_name(final.name, uuid.uuid4().hex[:12])
         try:
             self._make_dirs(final.parent)
             _write_synced(temporary, data)
+            if proceed is not None and not proceed():
+                temporary.unlink(missing_ok=True)
+                raise SinkError(self.name, f"lease lost: {final.name} not published")
             os.replace(temporary, final)
             _fsync_directory(final.parent)
         except OSError as exc:
@@ -240,22 +250,23 @@ class S3Store(ArchiveStore):
             raise self._error(f"list s3://{self.bucket}/{self.prefix}", exc) from exc
         return names
 
-    async def publish(self, path: str, data: bytes) -> None:
-        await asyncio.to_thread(self._publish, path, data)
+    async def publish(self, path: str, data: bytes, proceed: Proceed = None) -> None:
+        await asyncio.to_thread(self._publish, path, data, proceed)
 
-    def _publish(self, path: str, data: bytes) -> None:
+    def _publish(self, path: str, data: bytes, proceed: Proceed = None) -> None:
         key = self.prefix + path
         try:
             if len(data) <= self.multipart_bytes:
+                _check_proceed(proceed, self.name, key)
                 self._s3().put_object(Bucket=self.bucket, Key=key, Body=data, **self.put_options)
             else:
-                self._multipart(key, data)
+                self._multipart(key, data, proceed)
         except SinkError:
             raise
         except Exception as exc:
             raise self._error(f"write s3://{self.bucket}/{key}", exc) from exc
 
-    def _multipart(self, key: str, data: bytes) -> None:
+    def _multipart(self, key: str, data: bytes, proceed: Proceed = None) -> None:
         """Upload in parts; the object appears only when the upload is completed."""
         s3 = self._s3()
         upload = s3.create_multipart_upload(Bucket=self.bucket, Key=key, **self.put_options)
@@ -269,6 +280,7 @@ class S3Store(ArchiveStore):
                     Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
                 )
                 parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            _check_proceed(proceed, self.name, key)
             s3.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
@@ -283,6 +295,11 @@ class S3Store(ArchiveStore):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _check_proceed(proceed: Proceed, name: str, key: str) -> None:
+    if proceed is not None and not proceed():
+        raise SinkError(name, f"lease lost: {key} not published")
 
 
 def _s3_message(code: str, bucket: str) -> str:
