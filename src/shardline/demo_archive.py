@@ -53,7 +53,9 @@ class ArchiveWatch:
         files, changes = len(self._rows), sum(self._rows.values())
         kind = "Parquet" if "parquet" in self.url else "JSON Lines"
         table = Table(
-            title=f"archive ({kind}): {files} files, {changes} changes", title_justify="left"
+            title=f"archive ({kind}): {files} files, {changes} changes",
+            title_justify="left",
+            min_width=64,
         )
         for column in ("order_id", "status", "version"):
             table.add_column(column)
