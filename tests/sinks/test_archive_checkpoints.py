@@ -91,3 +91,24 @@ def _lines(path: Path) -> list[bytes]:
     import gzip
 
     return gzip.decompress(path.read_bytes()).splitlines()
+
+
+@pytest.mark.integration
+async def test_a_quiet_shard_still_closes_its_file_on_time(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    """Three changes, far below roll_records: the file comes after roll_seconds anyway."""
+    table = unique("quiet")
+    create_stream_table(local_stack.endpoint_url, table)
+    sink = sink_from_url(f"file://{tmp_path}?format=parquet&roll_records=100000&roll_seconds=1")
+    client = dynamodb(local_stack.endpoint_url)
+    async with RunningSinks(local_stack, table, [sink]):
+        for i in range(3):
+            client.put_item(TableName=table, Item={"pk": {"S": f"q{i}"}})
+
+        def rows() -> int:
+            import pyarrow.parquet as pq
+
+            return sum(pq.ParquetFile(p).metadata.num_rows for p in tmp_path.rglob("*.parquet"))
+
+        await wait_for(lambda: rows() == 3, 60, "the quiet shard's file")
