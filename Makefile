@@ -50,9 +50,10 @@ bench-sinks: install
 bench-webhook: install
 	$(BIN)/python bench/sinks_webhook.py
 
-# the chaos suite with the PostgreSQL sink (make chaos-sinks [DURATION=s])
+# the chaos suite with sinks (make chaos-sinks [DURATION=s] [TARGET=postgres|archive])
+TARGET ?= postgres
 chaos-sinks: install pg-deps
-	$(BIN)/python -m tests.chaos.sinks_run --duration $(DURATION)
+	$(BIN)/python -m tests.chaos.sinks_run --duration $(DURATION) --target $(TARGET)
 
 # make chaos [DURATION=s] [SEED=n] [BOUNDED=1: the run of make test] [CHAOS_ARGS=...]
 DURATION ?= 120

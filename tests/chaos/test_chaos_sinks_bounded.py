@@ -1,4 +1,4 @@
-"""The chaos suite with the PostgreSQL sink, bounded to about a minute, in ``make test``."""
+"""The chaos suite with the PostgreSQL and archive sinks, bounded (about a minute each)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from tests.chaos import sinks_run
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("target", ["postgres", "archive"])
 def test_bounded_sink_chaos_run_loses_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
 ) -> None:
-    code = sinks_run.main(["--bounded", "--out", str(tmp_path)])
+    code = sinks_run.main(["--bounded", "--target", target, "--out", str(tmp_path)])
     report = capsys.readouterr().out
     assert code == 0, report
     assert "PASS" in report
