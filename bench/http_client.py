@@ -20,7 +20,7 @@ import time
 import aiohttp
 import uvloop
 
-from shardline.streams.http import HttpPool
+from shardline.aws.transport.http import HttpPool
 
 BODY = b'{"ShardIterator":"' + b"x" * 300 + b'","Limit":1000}'
 HEADERS = {

@@ -20,9 +20,10 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 from pages import make_item, to_boto3
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.settings import AwsSettings
 from shardline.local import LocalStack
 from shardline.records import StreamRecord
-from shardline.streams.aws import AwsJsonClient, AwsSettings
 from shardline.streams.client import StreamsClient
 
 __all__ = ["Drain", "PipelineResult", "run_pipeline"]

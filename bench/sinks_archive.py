@@ -114,6 +114,7 @@ async def deliver(url: str, pages: list[bytes], endpoint: str, repeat: int = 1) 
     """Replay ``pages`` (``repeat`` times, sequence numbers moved on) through the sink."""
     import msgspec
 
+    from shardline.aws.settings import AwsSettings
     from shardline.delivery.config import DeliveryConfig
     from shardline.delivery.processor import DeliveryProcessor, DeliverySettings
     from shardline.metrics import Metrics
@@ -123,7 +124,6 @@ async def deliver(url: str, pages: list[bytes], endpoint: str, repeat: int = 1) 
     from shardline.sinks.batching import apply_batch_hints
     from shardline.sinks.fanout import SinkFanout, SinkRoute
     from shardline.sinks.registry import sink_from_url
-    from shardline.streams.aws import AwsSettings
     from shardline.streams.wire import decode_records_answer
 
     sink = sink_from_url(url)

@@ -38,10 +38,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import procs
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.settings import AwsSettings
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SnapshotRow
 from shardline.sinks.runtime import describe_source
 from shardline.sinks.snapshot import SnapshotRun
-from shardline.streams.aws import AwsJsonClient, AwsSettings
 
 
 class NullSink(Sink):

@@ -100,10 +100,10 @@ def undo_optimisations(names: list[str]) -> None:
     """
     import orjson
 
-    from shardline.streams import aws
+    from shardline.aws import client, parsing, protocol
 
     if "gc-pause" in names:
-        aws._loads_gc_paused = orjson.loads  # type: ignore[assignment]
+        parsing._loads_gc_paused = orjson.loads  # type: ignore[assignment]
     if "signer" in names:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
@@ -115,15 +115,15 @@ def undo_optimisations(names: list[str]) -> None:
                 method="POST",
                 url=url,
                 data=body,
-                headers={"X-Amz-Target": target, "Content-Type": aws.JSON_CONTENT_TYPE},
+                headers={"X-Amz-Target": target, "Content-Type": protocol.JSON_CONTENT_TYPE},
             )
-            SigV4Auth(credentials, aws.SIGNING_NAME, region).add_auth(request)
+            SigV4Auth(credentials, protocol.SIGNING_NAME, region).add_auth(request)
             return {
                 str(k): v.decode() if isinstance(v, bytes) else v
                 for k, v in request.headers.items()
             }
 
-        aws.signed_headers = signed_headers
+        client.signed_headers = signed_headers
 
 
 async def run_shardline(args: argparse.Namespace) -> None:
@@ -132,7 +132,7 @@ async def run_shardline(args: argparse.Namespace) -> None:
     if args.patch_pause:
         patch_pause()
     undo_optimisations(args.undo.split(",") if args.undo else [])
-    from shardline.streams.aws import AwsSettings
+    from shardline.aws.settings import AwsSettings
 
     tally = Tally()
     aws = AwsSettings(

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "AsyncRecordProcessor": "shardline.processor",
-    "AwsSettings": "shardline.streams.aws",
+    "AwsSettings": "shardline.aws.settings",
     "CheckpointDependencyError": "shardline.errors",
     "CheckpointError": "shardline.errors",
     "CheckpointThrottledError": "shardline.errors",
@@ -39,6 +39,7 @@ _EXPORTS = {
 __all__ = [*sorted(_EXPORTS), "__version__"]
 
 if TYPE_CHECKING:
+    from shardline.aws.settings import AwsSettings
     from shardline.checkpoint import Checkpointer
     from shardline.config import ConsumerConfig
     from shardline.errors import (
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
     )
     from shardline.records import StreamRecord
     from shardline.runner import Consumer
-    from shardline.streams.aws import AwsSettings
 
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from shardline.streams.aws import AwsSettings
+    from shardline.aws.settings import AwsSettings
 
 EXIT_USAGE = 2
 
@@ -221,7 +221,7 @@ def _setup_logging(level: str, log_format: str = "text") -> None:
 
 
 def _aws_settings(args: argparse.Namespace) -> AwsSettings:
-    from shardline.streams.aws import AwsSettings
+    from shardline.aws.settings import AwsSettings
 
     return AwsSettings(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
 

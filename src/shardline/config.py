@@ -13,8 +13,8 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from shardline.aws.settings import AwsSettings
 from shardline.errors import ConfigError
-from shardline.streams.aws import AwsSettings
 
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")

@@ -27,11 +27,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.settings import AwsSettings
 from shardline.children import StopSignals, die_with_parent
 from shardline.demo_archive import ArchiveWatch, archive_url
 from shardline.leases.model import Lease
 from shardline.leases.table import LeaseTable
-from shardline.streams.aws import AwsJsonClient, AwsSettings
 from shardline.views import short_sequence, short_shard
 
 TABLE = "Orders"

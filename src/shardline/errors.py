@@ -2,7 +2,7 @@
 
 Every class says whether retrying the same call may succeed (``retriable``).
 AWS error codes are mapped onto this tree in one place:
-:func:`shardline.streams.aws.error_from_response`.
+:func:`shardline.aws.errors.error_from_response`.
 """
 
 from __future__ import annotations

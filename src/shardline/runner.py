@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shardline import early_signals
+from shardline.aws.settings import AwsSettings
 from shardline.config import ConsumerConfig
 from shardline.errors import ConfigError
 from shardline.metrics import Metrics
 from shardline.processor import ProcessorFactory, processor_factory
-from shardline.streams.aws import AwsSettings
 from shardline.worker import Worker, WorkerHook
 
 if TYPE_CHECKING:

@@ -10,10 +10,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.settings import AwsSettings
 from shardline.errors import ShardlineError
 from shardline.leases.model import LATEST, SHARD_END, TRIM_HORIZON, Lease
 from shardline.leases.table import LeaseTable
-from shardline.streams.aws import AwsJsonClient, AwsSettings
 from shardline.streams.client import StreamsClient, resolve_stream_arn, validate_stream_arn
 from shardline.streams.model import Shard
 

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from shardline.aws.client import AwsJsonClient
 from shardline.config import ConsumerConfig
 from shardline.consumer import ConsumerSettings, ConsumerState, ShardConsumer
 from shardline.errors import LeaseTableError, ShardlineError
@@ -21,7 +22,6 @@ from shardline.leases.ownership import tracks_another_stream
 from shardline.leases.table import LeaseTable
 from shardline.metrics import Metrics
 from shardline.processor import ProcessorFactory
-from shardline.streams.aws import AwsJsonClient
 from shardline.streams.client import StreamsClient, resolve_stream_arn, validate_stream_arn
 from shardline.streams.followed import FollowedStreams
 from shardline.streams.model import Shard

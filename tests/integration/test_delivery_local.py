@@ -15,11 +15,11 @@ from typing import Any
 import boto3
 import pytest
 
+from shardline.aws.settings import AwsSettings
 from shardline.config import ConsumerConfig
 from shardline.delivery import DeliveryConfig, wrap_processor
 from shardline.metrics import Metrics
 from shardline.records import StreamRecord
-from shardline.streams.aws import AwsSettings
 from shardline.worker import Worker
 from tests.integration.support import create_stream_table, dynamodb, unique
 

@@ -15,8 +15,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.settings import AwsSettings
 from shardline.local import LocalStack
-from shardline.streams.aws import AwsJsonClient, AwsSettings
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.settings import AwsSettings
 from shardline.config import ConsumerConfig
 from shardline.errors import ShutdownError
 from shardline.leases import items as f
@@ -23,7 +25,6 @@ from shardline.processor import (
     RecordProcessor,
     ShutdownRequestedInput,
 )
-from shardline.streams.aws import AwsJsonClient, AwsSettings
 from shardline.worker import Worker
 from tests.integration.support import (
     VersionedWriter,

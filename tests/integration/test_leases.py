@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.settings import AwsSettings
 from shardline.errors import LeaseTableError, ShutdownError
 from shardline.leases.coordinator import CoordinatorSettings, LeaseCoordinator
 from shardline.leases.model import Lease
 from shardline.leases.table import LeaseTable
-from shardline.streams.aws import AwsJsonClient, AwsSettings
 from tests.integration.support import dynamodb, unique
 
 pytestmark = pytest.mark.integration

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.settings import AwsSettings
 from shardline.cli import main
 from shardline.errors import ConnectionFailedError
-from shardline.streams.aws import AwsJsonClient, AwsSettings
 
 pytestmark = pytest.mark.integration
 

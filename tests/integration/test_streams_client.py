@@ -18,8 +18,9 @@ import boto3
 import orjson
 import pytest
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.settings import AwsSettings
 from shardline.errors import ConfigError, ResourceNotFoundError
-from shardline.streams.aws import AwsJsonClient, AwsSettings
 from shardline.streams.client import StreamsClient, resolve_stream_arn
 from shardline.streams.wire import WireRecord, encode_record
 

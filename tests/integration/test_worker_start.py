@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from shardline.aws.settings import AwsSettings
 from shardline.config import ConsumerConfig
 from shardline.processor import processor_factory
-from shardline.streams.aws import AwsSettings
 from shardline.worker import Worker
 from tests.integration.support import create_stream_table, unique
 

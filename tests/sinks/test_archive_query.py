@@ -9,10 +9,10 @@ from typing import Any
 import boto3
 import pytest
 
+from shardline.aws.settings import AwsSettings
 from shardline.cli import main
 from shardline.sinks.archive import ArchiveSink
 from shardline.sinks.query import run_query
-from shardline.streams.aws import AwsSettings
 from tests.integration.support import unique
 from tests.sinks.archive_support import change, context, started, write
 

@@ -10,10 +10,10 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
+from shardline.aws.settings import AwsSettings
 from shardline.sinks.archive import ArchiveSink
 from shardline.sinks.archive_layout import parse_file_name
 from shardline.sinks.base import SinkError
-from shardline.streams.aws import AwsSettings
 from tests.integration.support import unique
 from tests.sinks.archive_support import SHARD, change, context, started, write
 

@@ -10,11 +10,11 @@ from typing import Any
 import boto3
 import pytest
 
+from shardline.aws.settings import AwsSettings
 from shardline.sinks.aws_messaging import EntryOutcome, group_id
 from shardline.sinks.base import KeyAttribute, SinkContext, SinkError
 from shardline.sinks.registry import sink_from_url
 from shardline.sinks.sqs import SqsSink
-from shardline.streams.aws import AwsSettings
 from tests.integration.support import unique
 from tests.sinks.notify_support import ARN, change
 

@@ -14,10 +14,10 @@ import duckdb
 import pytest
 from deltalake import DeltaTable
 
+from shardline.aws.settings import AwsSettings
 from shardline.sinks.base import SinkError
 from shardline.sinks.delta import DeltaSink
 from shardline.sinks.registry import sink_from_url
-from shardline.streams.aws import AwsSettings
 from tests.integration.support import unique
 from tests.sinks.archive_support import change, context
 

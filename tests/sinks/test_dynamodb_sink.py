@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from shardline.aws.settings import AwsSettings
 from shardline.sinks.base import KeyAttribute, SinkContext, SinkError
 from shardline.sinks.dynamodb import DynamoDBSink
-from shardline.streams.aws import AwsSettings
 from tests.integration.support import create_stream_table, dynamodb, unique
 from tests.sinks.support import RunningSinks, wait_for
 from tests.sinks.test_postgres_guard import SCHEMAS, change, snapshot, typed_key

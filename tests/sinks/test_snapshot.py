@@ -9,13 +9,14 @@ from typing import Any
 import psycopg
 import pytest
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.settings import AwsSettings
 from shardline.errors import ResourceNotFoundError
 from shardline.sinks.base import SnapshotRow
 from shardline.sinks.postgres import PostgresSink
 from shardline.sinks.runtime import describe_source
 from shardline.sinks.segments import SegmentTable
 from shardline.sinks.snapshot import SnapshotRun
-from shardline.streams.aws import AwsJsonClient, AwsSettings
 from tests.integration.support import dynamodb, unique
 from tests.sinks.support import RunningSinks, postgres_items, source_items, wait_for
 

@@ -14,8 +14,9 @@ from typing import Any
 import botocore.session
 import pytest
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.settings import AwsSettings
 from shardline.errors import ConfigError, CredentialsError
-from shardline.streams.aws import AwsJsonClient, AwsSettings
 
 SERVICES = ["dynamodb", "dynamodbstreams"]
 REGIONS = ["us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1"]

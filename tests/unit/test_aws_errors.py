@@ -21,6 +21,12 @@ from botocore.credentials import Credentials
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shardline.aws.backoff import Backoff
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.endpoints import ResolvedEndpoint
+from shardline.aws.errors import error_from_response
+from shardline.aws.settings import AwsSettings
+from shardline.aws.transport.http import HttpConnectError
 from shardline.errors import (
     AccessDeniedError,
     AwsError,
@@ -36,14 +42,6 @@ from shardline.errors import (
     TrimmedDataAccessError,
     ValidationError,
 )
-from shardline.streams.aws import (
-    AwsJsonClient,
-    AwsSettings,
-    Backoff,
-    ResolvedEndpoint,
-    error_from_response,
-)
-from shardline.streams.http import HttpConnectError
 
 PREFIX = "com.amazonaws.dynamodb.v20120810#"
 

@@ -15,14 +15,11 @@ import pytest
 from botocore.credentials import Credentials
 from botocore.validate import validate_parameters
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.endpoints import ResolvedEndpoint
+from shardline.aws.errors import MAPPED_ERROR_CODES, error_from_response
+from shardline.aws.settings import AwsSettings
 from shardline.errors import AwsError, ConfigError, ThrottledError
-from shardline.streams.aws import (
-    MAPPED_ERROR_CODES,
-    AwsJsonClient,
-    AwsSettings,
-    ResolvedEndpoint,
-    error_from_response,
-)
 from shardline.streams.client import StreamsClient, resolve_stream_arn, validate_stream_arn
 from shardline.streams.wire import encode_record
 

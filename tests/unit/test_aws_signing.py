@@ -18,12 +18,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
-from shardline.streams.aws import (
-    AwsJsonClient,
-    AwsSettings,
-    ResolvedEndpoint,
-    signed_headers,
-)
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.endpoints import ResolvedEndpoint
+from shardline.aws.settings import AwsSettings
+from shardline.aws.signing import signed_headers
 
 FROZEN = datetime.datetime(2024, 1, 2, 3, 4, 5)
 SIGNED = ("Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Target", "Content-Type")

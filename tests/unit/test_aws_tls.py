@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.settings import AwsSettings
 from shardline.errors import ConfigError, ConnectionFailedError
-from shardline.streams.aws import AwsJsonClient, AwsSettings
 
 
 @pytest.fixture

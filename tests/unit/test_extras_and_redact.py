@@ -136,9 +136,11 @@ async def test_no_secret_reaches_logs_or_errors(
 
     from botocore.credentials import Credentials
 
+    from shardline.aws.client import AwsJsonClient
+    from shardline.aws.endpoints import ResolvedEndpoint
+    from shardline.aws.settings import AwsSettings
+    from shardline.aws.transport.proxy import proxy_for
     from shardline.errors import ConnectionFailedError
-    from shardline.streams.aws import AwsJsonClient, AwsSettings, ResolvedEndpoint
-    from shardline.streams.proxy import proxy_for
 
     secrets = ["AKIAKNOWNKEY12345678", "kn0wn-secret-access-key", "kn0wn-session-token", SECRET]
     with socket.socket() as sock:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import botocore.auth
 import pytest
 
-from shardline.streams.http import (
+from shardline.aws.transport.http import (
     HttpConnectError,
     HttpPool,
     HttpProtocolError,

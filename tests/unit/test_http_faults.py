@@ -22,23 +22,20 @@ import certifi
 import pytest
 from botocore.credentials import Credentials
 
-from shardline.errors import ConnectionFailedError
-from shardline.streams.aws import (
-    LEASE_OPERATIONS,
-    AwsJsonClient,
-    AwsSettings,
-    ResolvedEndpoint,
-    attempt_timeout,
-    ca_bundle_path,
-)
-from shardline.streams.connect import interleave, open_socket
-from shardline.streams.http import (
+from shardline.aws.client import AwsJsonClient
+from shardline.aws.deadlines import LEASE_OPERATIONS, attempt_timeout
+from shardline.aws.endpoints import ResolvedEndpoint
+from shardline.aws.settings import AwsSettings
+from shardline.aws.transport.connect import interleave, open_socket
+from shardline.aws.transport.http import (
     HttpBodyTooLargeError,
     HttpPool,
     HttpProtocolError,
     HttpTimeoutError,
 )
-from shardline.streams.http_wire import HttpContentEncodingError, decode_content
+from shardline.aws.transport.http_wire import HttpContentEncodingError, decode_content
+from shardline.aws.transport.trust import ca_bundle_path
+from shardline.errors import ConnectionFailedError
 from tests.unit.test_http_client import (
     LOOP_FACTORIES,
     Peer,

@@ -8,7 +8,7 @@ import botocore.httpsession
 import botocore.utils
 import pytest
 
-from shardline.streams.proxy import proxy_for
+from shardline.aws.transport.proxy import proxy_for
 
 AWS = "https://dynamodb.us-east-1.amazonaws.com/"
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY", "REQUEST_METHOD")

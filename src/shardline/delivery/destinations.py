@@ -139,7 +139,7 @@ class _Clients:
         if service not in self._cache:
             import botocore.session
 
-            from shardline.streams.aws import region_or_aws_region
+            from shardline.aws.endpoints import region_or_aws_region
 
             if self._session is None:
                 self._session = botocore.session.Session(profile=self.profile)

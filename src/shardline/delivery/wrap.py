@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from shardline.aws.settings import AwsSettings
 from shardline.delivery.config import DeliveryConfig
 from shardline.delivery.destinations import make_destination
 from shardline.delivery.invoke import StreamArn, batch_invoker, lambda_invoker
@@ -15,7 +16,6 @@ from shardline.metrics import Metrics
 from shardline.processor import AsyncRecordProcessor, ProcessorFactory, RecordProcessor
 from shardline.processor import processor_factory as plain_processor_factory
 from shardline.records import StreamRecord
-from shardline.streams.aws import AwsSettings
 
 if TYPE_CHECKING:
     from shardline.sinks.base import Sink

@@ -11,6 +11,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from shardline.aws.client import AwsJsonClient
 from shardline.errors import (
     ConditionalCheckFailedError,
     LeaseTableError,
@@ -19,7 +20,6 @@ from shardline.errors import (
 )
 from shardline.leases import items as f
 from shardline.leases.model import Lease
-from shardline.streams.aws import AwsJsonClient
 
 log = logging.getLogger("shardline.leases")
 

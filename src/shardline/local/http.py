@@ -22,10 +22,10 @@ from typing import Any, NoReturn
 
 import orjson
 
+from shardline.aws.protocol import JSON_CONTENT_TYPE, TARGET_PREFIXES
 from shardline.local import patch
 from shardline.local.faults import HTTP_KINDS, STREAMS_OPERATIONS, FaultRule
 from shardline.local.graph import GraphError
-from shardline.streams.aws import JSON_CONTENT_TYPE, TARGET_PREFIXES
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from shardline.aws.settings import AwsSettings
 from shardline.config import ConsumerConfig
 from shardline.errors import ConfigError
 from shardline.multilang.properties import Property
-from shardline.streams.aws import AwsSettings
 from shardline.streams.client import validate_stream_arn
 
 __all__ = ["ChildSettings", "DaemonSettings", "Note", "build_settings", "consumer_kwargs"]

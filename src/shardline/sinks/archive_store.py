@@ -200,7 +200,7 @@ class S3Store(ArchiveStore):
             import botocore.config
             import botocore.session
 
-            from shardline.streams.aws import region_or_aws_region
+            from shardline.aws.endpoints import region_or_aws_region
 
             session = botocore.session.Session(profile=self.profile)
             self._client = session.create_client(

@@ -162,7 +162,7 @@ class AwsMessageSink(Sink):
         import botocore.exceptions
         import botocore.session
 
-        from shardline.streams.aws import region_or_aws_region
+        from shardline.aws.endpoints import region_or_aws_region
 
         source_region = getattr(base, "region", None) if base else None
         region = self.region or self.target_region or source_region

@@ -120,7 +120,7 @@ class SinkContext:
     application: str
     region: str = ""
     stream_view_type: str = ""
-    #: The source's AWS settings (:class:`~shardline.streams.aws.AwsSettings`); AWS sinks
+    #: The source's AWS settings (:class:`~shardline.aws.settings.AwsSettings`); AWS sinks
     #: default to them, so a local stack's endpoint serves the target too.
     aws: Any = None
     extra: dict[str, Any] = field(default_factory=dict)

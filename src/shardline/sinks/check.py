@@ -16,7 +16,7 @@ async def check_pipeline(
     aws: Any, table: str | None, stream_arn: str | None, application: str, sinks: Sequence[Sink]
 ) -> tuple[list[str], list[str]]:
     """(what is fine, what is wrong), one line each; the source first, then each sink."""
-    from shardline.streams.aws import AwsJsonClient
+    from shardline.aws.client import AwsJsonClient
     from shardline.streams.client import resolve_stream_arn
 
     fine: list[str] = []

@@ -378,7 +378,7 @@ def _s3_storage(sink: DeltaSink, context: SinkContext) -> dict[str, str]:
     """deltalake's S3 settings from botocore's credentials and the sink's endpoint."""
     import botocore.session
 
-    from shardline.streams.aws import region_or_aws_region
+    from shardline.aws.endpoints import region_or_aws_region
 
     s3 = sink.s3_settings
     aws = context.aws

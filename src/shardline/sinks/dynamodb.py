@@ -109,7 +109,8 @@ class DynamoDBSink(Sink):
 
     async def start(self, context: SinkContext) -> None:
         """Connect, then create the target and tombstone tables when missing (or check them)."""
-        from shardline.streams.aws import AwsJsonClient, AwsSettings
+        from shardline.aws.client import AwsJsonClient
+        from shardline.aws.settings import AwsSettings
 
         self._context = context
         self._keys = context.key_names()

@@ -121,8 +121,8 @@ def run_delta_query(
 
     import duckdb
 
+    from shardline.aws.settings import AwsSettings
     from shardline.sinks.base import SinkContext
-    from shardline.streams.aws import AwsSettings
 
     if endpoint_url:
         sink.s3_settings["endpoint_url"] = endpoint_url

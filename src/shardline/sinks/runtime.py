@@ -18,7 +18,7 @@ from shardline.metrics import Metrics
 from shardline.sinks.base import KeyAttribute, Sink, SinkContext
 
 if TYPE_CHECKING:
-    from shardline.streams.aws import AwsJsonClient
+    from shardline.aws.client import AwsJsonClient
     from shardline.worker import Worker
 
 log = logging.getLogger("shardline.sinks")

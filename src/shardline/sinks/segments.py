@@ -25,7 +25,7 @@ from shardline.errors import ConditionalCheckFailedError
 from shardline.leases.table import LeaseTable
 
 if TYPE_CHECKING:
-    from shardline.streams.aws import AwsJsonClient
+    from shardline.aws.client import AwsJsonClient
 
 __all__ = ["Segment", "SegmentTable", "segment_key"]
 
@@ -215,7 +215,8 @@ class SegmentTable:
 
 async def snapshot_progress(aws: object, segment_table: str) -> dict[str, int] | None:
     """Segments done, segments in all and items copied; ``None`` when no snapshot was asked."""
-    from shardline.streams.aws import AwsJsonClient, AwsSettings
+    from shardline.aws.client import AwsJsonClient
+    from shardline.aws.settings import AwsSettings
 
     assert isinstance(aws, AwsSettings)
     dynamodb = AwsJsonClient.create("dynamodb", aws)

@@ -26,7 +26,7 @@ from shardline.sinks.segments import Segment, SegmentTable
 from shardline.waiting import wait_event
 
 if TYPE_CHECKING:
-    from shardline.streams.aws import AwsJsonClient
+    from shardline.aws.client import AwsJsonClient
 
 log = logging.getLogger("shardline.snapshot")
 

@@ -1,11 +1,11 @@
 """How a webhook request reaches the receiver: a fast keep-alive pool, or a proxy.
 
-Direct connections go through :class:`~shardline.streams.http.HttpPool` (HTTP/1.1
+Direct connections go through :class:`~shardline.aws.transport.http.HttpPool` (HTTP/1.1
 keep-alive, happy eyeballs, TCP keepalive; a fraction of aiohttp's CPU per request). When
 the standard environment (``HTTPS_PROXY``/``HTTP_PROXY``, ``NO_PROXY``, lower case too)
 puts the URL behind a proxy -- decided as botocore decides for the AWS calls
-(:func:`shardline.streams.proxy.proxy_for`) -- requests go through
-:class:`~shardline.streams.proxy.ProxyTransport` (aiohttp; a CONNECT tunnel for https).
+(:func:`shardline.aws.transport.proxy.proxy_for`) -- requests go through
+:class:`~shardline.aws.transport.proxy.ProxyTransport` (aiohttp; a CONNECT tunnel for https).
 Both answer with the status and the headers; every network failure or timeout is a
 :class:`NetworkError`.
 """
@@ -48,7 +48,7 @@ def tls_context(ca_bundle: str | None, verify: bool) -> ssl.SSLContext:
 
 def proxied(url: str) -> bool:
     """Whether the environment sends ``url`` through a proxy."""
-    from shardline.streams.proxy import proxy_for
+    from shardline.aws.transport.proxy import proxy_for
 
     return proxy_for(url) is not None
 
@@ -62,7 +62,7 @@ class _ClientTransport:
     async def post(
         self, body: bytes, headers: Mapping[str, str], timeout: float
     ) -> tuple[int, Mapping[str, str]]:
-        from shardline.streams.http import HttpError
+        from shardline.aws.transport.http import HttpError
 
         try:
             answer = await self._client.post(body, headers, timeout=timeout)
@@ -83,8 +83,8 @@ def make_transport(
 
     Raises ``ValueError`` for a URL the HTTP client cannot use.
     """
-    from shardline.streams.http import HttpPool
-    from shardline.streams.proxy import ProxyTransport, proxy_for
+    from shardline.aws.transport.http import HttpPool
+    from shardline.aws.transport.proxy import ProxyTransport, proxy_for
 
     route = proxy_for(url)
     if route is None:

@@ -1,4 +1,4 @@
-"""The DynamoDB Streams calls shardline makes, over :class:`~shardline.streams.aws.AwsJsonClient`.
+"""The DynamoDB Streams calls shardline makes, over :class:`~shardline.aws.client.AwsJsonClient`.
 
 Arguments are checked locally first, so a bad setting fails with one clear line instead of
 a round trip and a ``ValidationException``. Every paginated call returns all pages.
@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, Final
 
+from shardline.aws.client import AwsJsonClient
 from shardline.errors import AwsError, ConfigError, ResourceNotFoundError
-from shardline.streams.aws import AwsJsonClient
 from shardline.streams.model import RecordsPage, Shard, StreamDescription
 from shardline.streams.wire import decode_records_answer
 

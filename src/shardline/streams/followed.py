@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from shardline.aws.client import AwsJsonClient
 from shardline.errors import ResourceNotFoundError
 from shardline.leases.model import Lease
-from shardline.streams.aws import AwsJsonClient
 from shardline.streams.client import StreamsClient
 from shardline.streams.tracking import TrackedStream, has_leases, is_drained
 

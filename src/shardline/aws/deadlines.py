@@ -1,6 +1,6 @@
 """Deadlines of AWS calls: which calls get one, how long, and how it splits into attempts.
 
-Pure functions; :class:`~shardline.streams.aws.AwsJsonClient` applies them. A lease
+Pure functions; :class:`~shardline.aws.client.AwsJsonClient` applies them. A lease
 renewal, take, checkpoint or release must end -- or fail after a retry on a fresh
 connection -- before the next renewal is due (every failover / 3), so a request stuck on a
 silently dead keep-alive connection never costs the lease.

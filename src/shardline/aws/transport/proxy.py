@@ -10,7 +10,7 @@ password in its URL). It reads the environment when a client is created, never a
 
 :class:`ProxyTransport` sends the requests of one endpoint through that proxy with
 aiohttp's client (a CONNECT tunnel for https endpoints, absolute-URI requests for http),
-answering like :class:`~shardline.streams.http.HttpPool`. Direct connections keep the fast
+answering like :class:`~shardline.aws.transport.http.HttpPool`. Direct connections keep the fast
 ``HttpPool``; only proxied endpoints pay aiohttp's CPU per request. Proxy credentials
 never appear in an error: the proxy is named by :attr:`ProxyRoute.display`.
 """
@@ -27,9 +27,8 @@ import aiohttp
 import botocore.httpsession
 import botocore.utils
 
-from shardline.redact import redact_url
-from shardline.streams.http import DEFAULT_MAX_BODY, HttpResponse
-from shardline.streams.http_wire import (
+from shardline.aws.transport.http import DEFAULT_MAX_BODY, HttpResponse
+from shardline.aws.transport.http_wire import (
     HttpBodyTooLargeError,
     HttpConnectError,
     HttpProtocolError,
@@ -37,6 +36,7 @@ from shardline.streams.http_wire import (
     HttpTimeoutError,
     describe,
 )
+from shardline.redact import redact_url
 
 __all__ = ["ProxyRoute", "ProxyTransport", "Transport", "proxy_for"]
 
@@ -44,8 +44,8 @@ _AWS_REQUEST_ID_HEADERS = ("x-amzn-RequestId", "x-amz-request-id", "x-amz-id-2")
 
 
 class Transport(Protocol):
-    """What :class:`~shardline.streams.aws.AwsJsonClient` sends requests through:
-    :class:`~shardline.streams.http.HttpPool` (direct) or :class:`ProxyTransport`."""
+    """What :class:`~shardline.aws.client.AwsJsonClient` sends requests through:
+    :class:`~shardline.aws.transport.http.HttpPool` (direct) or :class:`ProxyTransport`."""
 
     async def post(
         self,
@@ -95,7 +95,7 @@ def _without_credentials(url: str) -> str:
 class ProxyTransport:
     """Requests to one endpoint through one proxy, with aiohttp's client.
 
-    Same contract as :class:`~shardline.streams.http.HttpPool`: ``post`` raises
+    Same contract as :class:`~shardline.aws.transport.http.HttpPool`: ``post`` raises
     :class:`HttpConnectError` when the proxy cannot be reached,
     :class:`HttpProxyRefusedError` when it refuses (407, 403, ...), each naming the proxy
     with its password masked; :class:`HttpTimeoutError`, :class:`HttpProtocolError` and

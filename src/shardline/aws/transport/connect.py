@@ -1,4 +1,4 @@
-"""Opening the TCP connections of :class:`~shardline.streams.http.HttpPool`.
+"""Opening the TCP connections of :class:`~shardline.aws.transport.http.HttpPool`.
 
 - Happy eyeballs (RFC 8305) on every event loop: the host's addresses are interleaved by
   family and tried one after another, each started ``delay`` seconds after the previous

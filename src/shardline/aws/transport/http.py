@@ -1,4 +1,4 @@
-"""A small HTTP/1.1 keep-alive client on asyncio, for the AWS JSON calls of :mod:`.aws`.
+"""A small HTTP/1.1 keep-alive client on asyncio, under the AWS JSON calls (:mod:`..client`).
 
 aiohttp's client machinery costs ~0.15-0.2 ms of CPU per request; a worker polling 1000
 shards sends ~2000 requests a second. This client does only what AWS JSON 1.0 needs -- one
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Final, cast
 from urllib.parse import unquote
 
-from shardline.streams.connect import open_socket
-from shardline.streams.http_wire import (
+from shardline.aws.transport.connect import open_socket
+from shardline.aws.transport.http_wire import (
     CHUNKED,
     HEAD,
     IDLE,
