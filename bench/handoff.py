@@ -11,6 +11,8 @@ from the lease table at the moment of the signal):
 * SIGKILL: nothing is released; the leases expire; target <= failover time + 3 s.
 
 After each trial a fresh worker joins and takes its share (stealing) before the next.
+``BENCH_HANDOFF_SETTLE=5`` waits 5 s more before each signal, so that the survivor scans
+the lease table at its quiet pace (``leases/scan_pace.py``) when the signal comes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ TABLE = "handoff"
 APPLICATION = "handoff-app"
 SHARDS = 8
 FAILOVER = 10.0
+SETTLE = float(os.environ.get("BENCH_HANDOFF_SETTLE", "0"))
+"""Seconds to wait once both workers hold their share before the signal: with 5 or more,
+the survivor scans at its quiet pace when the signal comes (the slow case)."""
 
 
 class Fleet:
@@ -176,6 +181,7 @@ def run_handoff(quick: bool, take_interval: float | None = None) -> dict[str, An
             for _ in range(repeats):
                 for sig, timeout in ((signal.SIGTERM, 15.0), (signal.SIGKILL, FAILOVER + 20)):
                     fleet.wait_until_each_holds([older, newer], open_shards, 3, 60)
+                    time.sleep(SETTLE)
                     results.append(trial(fleet, open_shards, older, newer, sig, timeout))
                     older, newer = newer, fleet.start_worker()
         finally:
@@ -186,6 +192,7 @@ def run_handoff(quick: bool, take_interval: float | None = None) -> dict[str, An
     summary: dict[str, Any] = {
         "failover_time_s": FAILOVER,
         "take_interval_s": take_interval or FAILOVER / 4,
+        "settle_s": SETTLE,
         "shards": SHARDS,
         "trials": results,
     }

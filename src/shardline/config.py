@@ -109,14 +109,27 @@ class ConsumerConfig:
     def take_interval(self) -> float:
         """How often the lease table is scanned for expired and released leases.
 
-        KCL scans every 2 x failover. shardline scans every failover/4, at most every
-        second, unless ``lease_scan_interval`` says otherwise: a released lease (SIGTERM)
-        is taken within about a second, a dead worker's within failover + 1 s. Each scan
+        KCL scans every 2 x failover. shardline scans at this pace (failover/4, at most
+        every second) while something is due -- a lease unowned or expiring, a handoff
+        pending, the fleet unbalanced -- and at :attr:`lease_scan_quiet_interval`
+        otherwise (``leases/scan_pace.py``). ``lease_scan_interval`` fixes both. Each scan
         is one consistent Scan of the lease table.
         """
         if self.lease_scan_interval is not None:
             return self.lease_scan_interval
         return min(max(self.failover_time / 4, 0.25), 1.0)
+
+    @property
+    def lease_scan_quiet_interval(self) -> float:
+        """How often the lease table is scanned while nothing is due: failover/4, at most
+        1.5 s (so a released lease is still taken within 2 s, an expired one within
+        failover + 3 s), never faster than :attr:`take_interval`; ``lease_scan_interval``
+        when set."""
+        if self.lease_scan_interval is not None:
+            return self.lease_scan_interval
+        from shardline.leases.scan_pace import default_pace  # the pace's own module
+
+        return default_pace(self.failover_time, self.take_interval).quiet
 
     def with_changes(self, **changes: Any) -> ConsumerConfig:
         """A copy with some fields changed, validated again."""

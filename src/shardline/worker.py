@@ -120,6 +120,7 @@ class Worker:
                 failover_time=cfg.failover_time,
                 renew_interval=cfg.renew_interval,
                 take_interval=cfg.take_interval,
+                quiet_interval=cfg.lease_scan_quiet_interval,
                 max_leases=cfg.max_leases,
                 max_leases_to_steal=cfg.max_leases_to_steal,
                 handoff_timeout=cfg.handoff_timeout,

@@ -32,6 +32,13 @@ from shardline.leases.handoff import (
     still_held,
 )
 from shardline.leases.model import Lease
+from shardline.leases.scan_pace import (
+    EXPIRING_MARGIN,
+    ScanObservation,
+    ScanPace,
+    next_scan_interval,
+    observe_scan,
+)
 from shardline.leases.table import LeaseTable
 from shardline.metrics import Metrics
 from shardline.waiting import wait_event
@@ -63,6 +70,18 @@ class CoordinatorSettings:
     max_leases_to_steal: int = 1
     handoff_timeout: float = 0.0
     """Seconds a balance steal waits for the owner to hand over (0: take at once)."""
+    quiet_interval: float | None = None
+    """Scan interval while nothing is due (``scan_pace``); None: always ``take_interval``."""
+
+    @property
+    def pace(self) -> ScanPace:
+        """``take_interval`` while something is due, ``quiet_interval`` otherwise."""
+        return ScanPace(self.take_interval, max(self.take_interval, self.quiet_interval or 0))
+
+    @property
+    def expiring_after(self) -> float:
+        """How long a live lease's counter may be seen still before it is suspect."""
+        return self.renew_interval + self.pace.quiet + EXPIRING_MARGIN
 
     @property
     def handoff_poll(self) -> float:
@@ -103,6 +122,8 @@ class LeaseCoordinator:
         self.last_scan: dict[str, Lease] = {}
         self.metrics = metrics or Metrics()
         self.last_scan_at: float | None = None
+        self.last_observation: ScanObservation | None = None
+        self._scan_owners: dict[str, str | None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -148,7 +169,7 @@ class LeaseCoordinator:
         stale = [key for key, held in self._held.items() if self._locally_expired(held)]
         if stale:
             return False, f"{len(stale)} held lease(s) not renewed within the failover time"
-        limit = max(3 * self.settings.take_interval, self.settings.failover_time)
+        limit = max(3 * self.settings.pace.quiet, self.settings.failover_time)
         if self.last_scan_at is None or now - self.last_scan_at > limit:
             return False, "the lease table has not been scanned recently"
         return True, "ok"
@@ -301,11 +322,19 @@ class LeaseCoordinator:
                 if self._taking:
                     await self.take_round()
             except ShardlineError as exc:
+                self.last_observation = None  # retry at the fast pace
                 log.warning("lease take round failed, will retry: %s", exc)
             except Exception:
+                self.last_observation = None
                 log.exception("lease take round failed unexpectedly, will retry")
-            await wait_event(self._take_now, self.settings.take_interval)
+            await wait_event(self._take_now, self.next_scan_in())
             self._take_now.clear()
+
+    def next_scan_in(self) -> float:
+        """Seconds until the next scan: fast until a scan shows nothing due."""
+        if self.last_observation is None:
+            return self.settings.pace.fast
+        return next_scan_interval(self.last_observation, self.settings.pace)
 
     async def take_round(self) -> None:
         """Scan the table, then take expired leases and steal toward a fair share."""
@@ -313,13 +342,15 @@ class LeaseCoordinator:
         self._observe(leases)
         self.last_scan_at = self._clock()
         by_key = {lease.key: lease for lease in leases}
+        states = [self._state_of(lease) for lease in leases]
         plan = plan_takes(
-            [self._state_of(lease) for lease in leases],
+            states,
             self.worker_id,
             max_leases=self.settings.max_leases or 1_000_000,
             max_steal=self.settings.max_leases_to_steal,
             rng=self._rng,
         )
+        self._observe_pace(leases, states, would_take=bool(plan.take or plan.steal))
         for lease in leases:
             await self._notice_handoff(lease)
         for key in plan.take:
@@ -329,6 +360,26 @@ class LeaseCoordinator:
                 await self._ask_for(by_key[key])
             else:
                 await self._try_take(by_key[key], f"stole from {by_key[key].owner}", "stolen")
+
+    def _observe_pace(
+        self, leases: list[Lease], states: list[LeaseState], *, would_take: bool
+    ) -> None:
+        """Note what this scan says about the pace of the next one."""
+        was_quiet = self.last_observation is not None and self.last_observation.quiet
+        self.last_observation = observe_scan(
+            states,
+            self.worker_id,
+            still_for=self._expiry.still_for(self._clock()),
+            expiring_after=self.settings.expiring_after,
+            handoff_pending=bool(self._asked or self._handing_over)
+            or any(lease.handoff_pending for lease in leases),
+            would_take=would_take,
+            previous_owners=self._scan_owners,
+        )
+        self._scan_owners = {lease.key: lease.owner for lease in leases}
+        if self.last_observation.quiet != was_quiet:
+            reasons = ", ".join(self.last_observation.reasons) or "nothing due"
+            log.debug("lease table scans every %.2fs (%s)", self.next_scan_in(), reasons)
 
     def _observe(self, leases: list[Lease]) -> None:
         self._expiry.observe(leases, self._clock())

@@ -41,3 +41,7 @@ class ExpiryTracker:
         if entry is None:
             return True
         return now - entry[1] > self.failover_time
+
+    def still_for(self, now: float) -> dict[str, float]:
+        """Per lease, seconds since its counter was last seen to change (inf: unowned)."""
+        return {key: now - changed for key, (_, changed) in self._seen.items()}
