@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from shardline.errors import ConfigError
-from shardline.sinks.aws_messaging import AWS_OPTIONS, AwsMessageSink, EntryOutcome, group_id
+from shardline.sinks.aws_messaging import AWS_OPTIONS, AwsMessageSink, EntryOutcome
 from shardline.sinks.notify import MESSAGE_OPTIONS, Messages, Outgoing, message_format
 from shardline.sinks.options import SinkOptions
 from shardline.sinks.sqs import (
     _aws_options,
-    attributes_size,
+    batch_entry,
     failed_entries,
-    message_attributes,
+    message_size,
     payload_store,
 )
 
@@ -55,19 +55,10 @@ class SnsSink(AwsMessageSink):
         self._client.get_topic_attributes(TopicArn=self.topic_arn)
 
     def entry(self, message: Outgoing, entry_id: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "Id": entry_id,
-            "Message": message.body.decode(),
-            "MessageAttributes": message_attributes(message, self.messages.source.table),
-        }
-        if self.fifo:
-            entry["MessageGroupId"] = group_id(message.key)
-            entry["MessageDeduplicationId"] = message.event_id
-        return entry
+        return batch_entry("Message", message, entry_id, self.messages.source.table, self.fifo)
 
     def size(self, message: Outgoing) -> int:
-        attributes = message_attributes(message, self.messages.source.table)
-        return len(message.body) + attributes_size(attributes)
+        return message_size(message, self.messages.source.table)
 
     def call(self, entries: list[dict[str, Any]]) -> dict[str, EntryOutcome]:
         answer = self._client.publish_batch(

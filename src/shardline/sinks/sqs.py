@@ -76,19 +76,10 @@ class SqsSink(AwsMessageSink):
         self._client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
 
     def entry(self, message: Outgoing, entry_id: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "Id": entry_id,
-            "MessageBody": message.body.decode(),
-            "MessageAttributes": message_attributes(message, self.messages.source.table),
-        }
-        if self.fifo:
-            entry["MessageGroupId"] = group_id(message.key)
-            entry["MessageDeduplicationId"] = message.event_id
-        return entry
+        return batch_entry("MessageBody", message, entry_id, self.messages.source.table, self.fifo)
 
     def size(self, message: Outgoing) -> int:
-        attributes = message_attributes(message, self.messages.source.table)
-        return len(message.body) + attributes_size(attributes)
+        return message_size(message, self.messages.source.table)
 
     def call(self, entries: list[dict[str, Any]]) -> dict[str, EntryOutcome]:
         answer = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
@@ -132,3 +123,23 @@ def _aws_options(options: SinkOptions) -> dict[str, Any]:
         "concurrency": options.take("concurrency", 8, int),
         "retries": options.take("retries", 3, int),
     }
+
+
+def batch_entry(
+    body_field: str, message: Outgoing, entry_id: str, table: str, fifo: bool
+) -> dict[str, Any]:
+    """One SendMessageBatch / PublishBatch entry; FIFO: group = the key, dedup = event id."""
+    entry: dict[str, Any] = {
+        "Id": entry_id,
+        body_field: message.body.decode(),
+        "MessageAttributes": message_attributes(message, table),
+    }
+    if fifo:
+        entry["MessageGroupId"] = group_id(message.key)
+        entry["MessageDeduplicationId"] = message.event_id
+    return entry
+
+
+def message_size(message: Outgoing, table: str) -> int:
+    """What SQS and SNS count against their 256 KiB limit: the body and the attributes."""
+    return len(message.body) + attributes_size(message_attributes(message, table))
