@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from shardline.errors import ConfigError, ShutdownError
+from shardline.errors import ConfigError
 from shardline.records import StreamRecord
 from shardline.sinks.archive_formats import TypedColumn, make_encoder, parse_columns
 from shardline.sinks.archive_layout import (
@@ -184,11 +184,9 @@ class _ShardArchive(ShardSink):
         self.sink = sink
         self.shard_id = shard_id
         self.high: int | None = None  # highest sequence number archived (None: not listed)
-        self.lost = False
 
     async def write(self, records: Sequence[StreamRecord]) -> None:
-        if self.lost:
-            raise ShutdownError(f"the lease of shard {self.shard_id} was lost")
+        self.refuse_if_lost(f"shard {self.shard_id}")
         if not records:
             return
         if self.high is None:
@@ -236,9 +234,6 @@ class _ShardArchive(ShardSink):
             self.sink.files_written += 1
             self.sink.changes_archived += rows
         self.high = int(last)
-
-    async def close(self, *, lost: bool) -> None:
-        self.lost = self.lost or lost
 
 
 def _describe(record: StreamRecord) -> str:

@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from shardline.errors import ShutdownError
 from shardline.records import StreamRecord
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.notify import Delivered, Messages, Outgoing, snapshot_records
@@ -281,12 +280,10 @@ class _MessageShard(ShardSink):
     def __init__(self, sink: AwsMessageSink) -> None:
         self.sink = sink
         self.delivered = Delivered()
-        self.lost = False
 
     async def write(self, records: Sequence[StreamRecord]) -> None:
         sink = self.sink
-        if self.lost:
-            raise ShutdownError(f"sink {sink.name}: the lease was lost; not sending")
+        self.refuse_if_lost(f"sink {sink.name}")
         messages = sink.messages.outgoing(records)
         queues: OrderedDict[str, deque[Outgoing]] = OrderedDict()
         for message in self.delivered.pending(messages):
@@ -325,9 +322,6 @@ class _MessageShard(ShardSink):
             f"{len(failures)} change(s) not delivered: {first.reason}",
             retriable=not refused,
         )
-
-    async def close(self, *, lost: bool) -> None:
-        self.lost = lost
 
 
 def _client_error_text(exc: Any) -> str:

@@ -3,7 +3,7 @@
 A :class:`Sink` is one target of one run (a PostgreSQL table, a DynamoDB table, ...). It
 owns what is shared across shards -- connections, the target's schema -- and hands out one
 :class:`ShardSink` per shard lease, as a processor is made per lease. The rules every sink
-keeps, and that the delivery path (:mod:`shardline.sinks.invoke`) relies on:
+keeps, and that the delivery path (:mod:`shardline.sinks.fanout`) relies on:
 
 1. **A write is a flush.** :meth:`ShardSink.write` returns only when the batch is durable
    in the target; only then is the batch checkpointed. A write that raises is not
@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shardline.errors import ShardlineError
+from shardline.errors import ShardlineError, ShutdownError
 from shardline.records import StreamRecord
 
 __all__ = [
@@ -144,14 +144,27 @@ class SnapshotRow:
 
 
 class ShardSink(abc.ABC):
-    """One shard lease's writer into a :class:`Sink`'s target."""
+    """One shard lease's writer into a :class:`Sink`'s target.
+
+    Rule 5 is kept here for every sink: :meth:`close` with ``lost=True`` sets :attr:`lost`
+    for good, and a writer calls :meth:`refuse_if_lost` before it writes.
+    """
+
+    #: The lease is gone (another worker has it): no further write for this shard.
+    lost: bool = False
 
     @abc.abstractmethod
     async def write(self, records: Sequence[StreamRecord]) -> None:
         """Make ``records`` (one shard's, in shard order) durable; raise :class:`SinkError`."""
 
-    async def close(self, *, lost: bool) -> None:  # noqa: B027 - optional hook
+    async def close(self, *, lost: bool) -> None:
         """The lease ended: ``lost`` (another worker has it) or released cleanly."""
+        self.lost = self.lost or lost
+
+    def refuse_if_lost(self, what: str) -> None:
+        """Raise :class:`ShutdownError` (the delivery path's lease-lost signal) if lost."""
+        if self.lost:
+            raise ShutdownError(f"{what}: the lease was lost; not writing")
 
 
 class Sink(abc.ABC):

@@ -326,11 +326,9 @@ class _ShardDelta(ShardSink):
         self.shard_id = shard_id
         self.version: int | None = None
         self.high = -1
-        self.lost = False
 
     async def write(self, records: Sequence[StreamRecord]) -> None:
-        if self.lost:
-            raise ShutdownError(f"the lease of shard {self.shard_id} was lost")
+        self.refuse_if_lost(f"shard {self.shard_id}")
         if not records:
             return
         try:
@@ -358,9 +356,6 @@ class _ShardDelta(ShardSink):
             raise
         except Exception as exc:
             raise SinkError(self.sink.name, _short(exc), retriable=_transient(exc)) from exc
-
-    async def close(self, *, lost: bool) -> None:
-        self.lost = self.lost or lost
 
 
 def _short(exc: BaseException) -> str:

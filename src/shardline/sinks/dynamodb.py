@@ -27,7 +27,6 @@ from shardline.errors import (
     ConfigError,
     ResourceNotFoundError,
     ShardlineError,
-    ShutdownError,
 )
 from shardline.records import StreamRecord
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SinkError, SnapshotRow
@@ -300,15 +299,10 @@ class _DynamoDBShard(ShardSink):
     def __init__(self, sink: DynamoDBSink, shard_id: str) -> None:
         self.sink = sink
         self.shard_id = shard_id
-        self.closed = False
 
     async def write(self, records: Sequence[StreamRecord]) -> None:
-        if self.closed:  # the lease is gone: no further write for this shard
-            raise ShutdownError(f"shard {self.shard_id}: the lease was lost; not writing")
+        self.refuse_if_lost(f"shard {self.shard_id}")
         await self.sink.write_changes(records)
-
-    async def close(self, *, lost: bool) -> None:
-        self.closed = True
 
 
 def _cancellation_reasons(message: str) -> set[str]:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from shardline.errors import ConfigError, ShutdownError
+from shardline.errors import ConfigError
 from shardline.records import StreamRecord
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.options import SinkOptions, mask_url, parse_bool
@@ -290,15 +290,10 @@ class _PostgresShard(ShardSink):
     def __init__(self, sink: PostgresSink, shard_id: str) -> None:
         self.sink = sink
         self.shard_id = shard_id
-        self.closed = False
 
     async def write(self, records: Sequence[StreamRecord]) -> None:
-        if self.closed:
-            raise ShutdownError(f"shard {self.shard_id}: the lease was lost; not writing")
+        self.refuse_if_lost(f"shard {self.shard_id}")
         await self.sink.write_changes(records)
-
-    async def close(self, *, lost: bool) -> None:
-        self.closed = True
 
 
 def parse_columns(value: Any) -> tuple[PromotedColumn, ...]:

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 from urllib.parse import urlsplit
 
-from shardline.errors import ConfigError, ShutdownError
+from shardline.errors import ConfigError
 from shardline.records import StreamRecord
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.formats import cloudevent_headers, encode_batch
@@ -293,12 +293,10 @@ class _WebhookShard(ShardSink):
     def __init__(self, sink: WebhookSink) -> None:
         self.sink = sink
         self.delivered = Delivered()
-        self.lost = False
 
     async def write(self, records: Sequence[StreamRecord]) -> None:
         sink = self.sink
-        if self.lost:
-            raise ShutdownError(f"sink {sink.name}: the lease was lost; not sending")
+        self.refuse_if_lost(f"sink {sink.name}")
         messages = sink.messages.outgoing(records)
         pending = self.delivered.pending(messages)
         units = plan_units(pending, lambda m: m.key, batch=sink.batch, concurrency=sink.concurrency)
@@ -319,9 +317,6 @@ class _WebhookShard(ShardSink):
             retriable=not refused,
             retry_after=max(waits) if waits and not refused else None,
         ) from first
-
-    async def close(self, *, lost: bool) -> None:
-        self.lost = lost
 
 
 def _headers(options: SinkOptions) -> dict[str, str]:
