@@ -11,8 +11,8 @@ from shardline.aws.settings import AwsSettings
 from shardline.sinks.base import KeyAttribute, SinkContext, SinkError
 from shardline.sinks.dynamodb import DynamoDBSink
 from tests.integration.support import create_stream_table, dynamodb, unique
+from tests.sinks.guard_support import SCHEMAS, change, snapshot, typed_key
 from tests.sinks.support import RunningSinks, wait_for
-from tests.sinks.test_postgres_guard import SCHEMAS, change, snapshot, typed_key
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from shardline.records import StreamRecord
 from shardline.sinks.base import KeyAttribute, SinkContext, SinkError
 from shardline.sinks.postgres import PostgresSink
 from tests.integration.support import create_stream_table, dynamodb, unique
+from tests.sinks.guard_support import change
 from tests.sinks.support import RunningSinks, postgres_items, wait_for
-from tests.sinks.test_postgres_guard import change
 
 pytestmark = pytest.mark.integration
 
