@@ -9,10 +9,22 @@ down) is expired at once; one first seen with an owner gets a full failover peri
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from shardline.leases.model import Lease
+from typing import Protocol
 
 _NEVER = float("-inf")
+
+
+class Leased(Protocol):
+    """What expiry needs of a lease-like item (a shard lease, a snapshot segment)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def owner(self) -> str | None: ...
+
+    @property
+    def counter(self) -> int: ...
 
 
 class ExpiryTracker:
@@ -22,7 +34,7 @@ class ExpiryTracker:
         self.failover_time = failover_time
         self._seen: dict[str, tuple[int, float]] = {}
 
-    def observe(self, leases: Iterable[Lease], now: float) -> None:
+    def observe(self, leases: Iterable[Leased], now: float) -> None:
         """Record one scan of the table taken at ``now``; forget leases that are gone."""
         seen: dict[str, tuple[int, float]] = {}
         for lease in leases:

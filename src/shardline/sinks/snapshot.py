@@ -20,6 +20,7 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from shardline.leases.expiry import ExpiryTracker
 from shardline.metrics import Metrics
 from shardline.sinks.base import Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.segments import Segment, SegmentTable
@@ -88,7 +89,7 @@ class SnapshotRun:
         self.failover_time = failover_time
         self.metrics = metrics or Metrics()
         self.page_limit = page_limit
-        self._seen: dict[str, tuple[int, float]] = {}
+        self._expiry = ExpiryTracker(failover_time)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Copy segments until all are done (by any worker) or ``stop`` is set."""
@@ -117,24 +118,12 @@ class SnapshotRun:
         self, segments: list[Segment], running: dict[str, asyncio.Task[None]], stop: asyncio.Event
     ) -> None:
         now = time.monotonic()
-        expired = self._observe(segments, now)
+        self._expiry.observe(segments, now)
+        expired = {s.key for s in segments if self._expiry.is_expired(s.key, now)}
         for segment in pick_segments(segments, expired, self.worker_id, running, self.parallel):
             running[segment.key] = asyncio.create_task(
                 self._take_and_copy(segment, stop), name=f"snapshot {segment.key}"
             )
-
-    def _observe(self, segments: list[Segment], now: float) -> set[str]:
-        """Keys whose counter has been still for the failover time (as KCL judges leases)."""
-        seen: dict[str, tuple[int, float]] = {}
-        expired = set()
-        for s in segments:
-            previous = self._seen.get(s.key)
-            since = previous[1] if previous and previous[0] == s.counter else now
-            seen[s.key] = (s.counter, since)
-            if now - since > self.failover_time:
-                expired.add(s.key)
-        self._seen = seen
-        return expired
 
     async def _take_and_copy(self, segment: Segment, stop: asyncio.Event) -> None:
         taken = await self.table.take(segment, self.worker_id)
