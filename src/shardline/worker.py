@@ -15,6 +15,7 @@ from typing import Protocol
 from shardline.aws.client import AwsJsonClient
 from shardline.config import ConsumerConfig
 from shardline.consumer import ConsumerSettings, ConsumerState, ShardConsumer
+from shardline.delivery.plan import backoff_delay
 from shardline.errors import LeaseTableError, ShardlineError
 from shardline.leases.coordinator import CoordinatorSettings, LeaseCoordinator
 from shardline.leases.model import SHARD_END, TRIM_HORIZON, Lease
@@ -238,7 +239,7 @@ class Worker:
                 if not exc.retriable or self._stop.is_set():
                     raise
                 failures += 1
-                delay = min(5.0, 0.25 * 2**failures)
+                delay = backoff_delay(failures, 0.5, 5.0)
                 log.warning("first shard sync failed (%s); retrying in %.1fs", exc, delay)
                 await wait_event(self._stop, delay)
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from shardline.delivery.plan import backoff_delay
 from shardline.leases.expiry import ExpiryTracker
 from shardline.metrics import Metrics
 from shardline.sinks.base import Sink, SinkContext, SinkError, SnapshotRow
@@ -215,7 +216,7 @@ class _CopyLoop:
                 failures = 0
             except SinkError as exc:
                 failures += 1
-                delay = min(_MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+                delay = backoff_delay(failures, 0.5, _MAX_BACKOFF)
                 level = logging.WARNING if exc.retriable else logging.ERROR
                 log.log(level, "snapshot: %s; retrying in %.1fs", exc, delay)
                 await wait_event(self.stop, delay)
