@@ -26,6 +26,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +35,8 @@ from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
+
+from shardline.children import die_with_parent
 
 OS_USER = "shardline-pg"
 ROLE = "shardline"
@@ -293,14 +296,16 @@ class PostgresServer:
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
         log_path = self.directory / "server.log"
+        command, preexec = self._dying_with_us(argv)
         with open(log_path, "ab") as log:
             self._process = subprocess.Popen(
-                self._as_user(argv),
+                command,
                 cwd=self.directory,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=preexec,
             )
         if self._as_root:
             os.chown(log_path, self._account.pw_uid, self._account.pw_gid)
@@ -353,6 +358,22 @@ class PostgresServer:
             process.wait(timeout=60)
 
     # -- helpers ---------------------------------------------------------------------
+
+    def _dying_with_us(self, argv: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+        """The server's command, killed by the kernel when this process dies (SIGKILL too).
+
+        As root, ``setpriv --pdeathsig`` sets the parent-death signal after switching to the
+        cluster's user (a credential change clears one set before). Without ``setpriv`` the
+        server outlives a killed test run (``stop()`` still ends it on any normal exit).
+        """
+        if not self._as_root:
+            return argv, die_with_parent()
+        setpriv = _which("setpriv")
+        if setpriv is None:
+            return self._as_user(argv), None
+        user = self._account
+        switch = [f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups"]
+        return [setpriv, *switch, "--pdeathsig=KILL", "--", *argv], None
 
     def _as_user(self, argv: list[str]) -> list[str]:
         """`argv` run as the cluster's OS user: itself when we are not root."""

@@ -82,3 +82,35 @@ def test_stop_removes_the_cluster() -> None:
     assert not Path(f"/proc/{pid}").exists()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((server.host, port), timeout=5).close()
+
+
+def test_the_server_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
+    """A test run killed outright leaves no PostgreSQL behind (parent-death signal)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from tests.postgres.server import PostgresServer\n"
+        "server = PostgresServer()\n"
+        "server.start()\n"
+        "print(server.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE)
+    assert parent.stdout is not None
+    server_pid = int(parent.stdout.readline())
+    os.kill(server_pid, 0)  # running
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"postgres {server_pid} outlived its SIGKILLed parent")
