@@ -138,7 +138,7 @@ def check_same_decoding(body: bytes) -> bool:
     return _normalize(baseline(body)) == _normalize(shardline_new_image(body))
 
 
-def _normalize(value: Any) -> Any:
+def _normalize(value: Any) -> object:
     if isinstance(value, Binary):
         return bytes(value.value)
     if isinstance(value, dict):

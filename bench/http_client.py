@@ -16,6 +16,8 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 import aiohttp
 import uvloop
@@ -43,14 +45,20 @@ LENGTH = re.compile(rb"content-length: *(\d+)", re.IGNORECASE)
 
 
 class Echo(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport, self.buf = transport, b""
+    transport: asyncio.Transport
+    buf: bytes
 
-    def data_received(self, data):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # a stream server's transport (uvloop's is not an asyncio.Transport subclass)
+        self.transport, self.buf = cast(asyncio.Transport, transport), b""
+
+    def data_received(self, data: bytes) -> None:
         buf = self.buf + data
         out = []
         while (end := buf.find(b"\r\n\r\n")) >= 0:
-            size = int(LENGTH.search(buf, 0, end)[1])
+            length = LENGTH.search(buf, 0, end)
+            assert length is not None, "a request without Content-Length"
+            size = int(length[1])
             if len(buf) < end + 4 + size:
                 break
             buf = buf[end + 4 + size :]
@@ -60,36 +68,38 @@ class Echo(asyncio.Protocol):
             self.transport.write(b"".join(out))
 
 
-async def serve():
+async def serve() -> None:
     server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0)
     print(server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()
 
 
-async def bench(url, kind, mode, n):
+async def bench(url: str, kind: str, mode: str, n: int) -> tuple[float, float]:
+    one: Callable[[], Awaitable[None]]
+    close: Callable[[], Awaitable[None]]
     if kind == "HttpPool":
         pool = HttpPool(url)
 
-        async def one():
+        async def one_pool() -> None:
             r = await pool.post(BODY, HEADERS)
             assert r.status == 200 and len(r.body) == len(ANSWER)
 
-        close = pool.close
+        one, close = one_pool, pool.close
     else:
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=512, limit_per_host=0),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=30),
         )
 
-        async def one():
+        async def one_session() -> None:
             async with session.post(url, data=BODY, headers=HEADERS) as r:
                 body = await r.read()
                 assert r.status == 200 and len(body) == len(ANSWER)
                 r.headers.get("x-amz-crc32")
 
-        close = session.close
+        one, close = one_session, session.close
 
-    async def worker(count):
+    async def worker(count: int) -> None:
         for _ in range(count):
             await one()
 
@@ -103,7 +113,7 @@ async def bench(url, kind, mode, n):
     return cpu / done * 1e6, wall / done * 1e6
 
 
-def main():
+def main() -> None:
     if sys.argv[1:2] == ["serve"]:
         uvloop.run(serve())
         return
@@ -111,6 +121,7 @@ def main():
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     server = subprocess.Popen([sys.executable, __file__, "serve"], stdout=subprocess.PIPE)
     try:
+        assert server.stdout is not None
         url = f"http://127.0.0.1:{int(server.stdout.readline())}/"
         loops = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
         configs = [
@@ -119,7 +130,7 @@ def main():
             for m in ("sequential", "concurrent")
             for k in ("aiohttp", "HttpPool")
         ]
-        results = {c: [] for c in configs}
+        results: dict[tuple[str, str, str], list[tuple[float, float]]] = {c: [] for c in configs}
         for _ in range(rounds):  # interleaved, so machine noise hits every config alike
             for loop_name, mode, kind in configs:
                 with asyncio.Runner(loop_factory=loops[loop_name]) as runner:

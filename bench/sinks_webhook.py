@@ -288,7 +288,7 @@ def run_latency(port: int, seconds: float, rate: float, idle: float) -> dict[str
         finally:
             worker.terminate()
             worker.wait(30)
-    latencies = sorted(stats["latencies"])
+    latencies: list[float] = sorted(stats["latencies"])
 
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import signal
 import statistics
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NotRequired, TypedDict
 
 import procs
 import replay
@@ -37,6 +38,18 @@ VARIANTS = {
 GC_TUNED = "10000,100,1000"
 
 
+class Variant(TypedDict):
+    """One consumer's result; ``x_baseline`` is added once every variant has run."""
+
+    label: str
+    records_per_s: float
+    min: float
+    max: float
+    cpu_share: float
+    samples: list[dict[str, float]]
+    x_baseline: NotRequired[float]
+
+
 def measure(child: procs.Child, warmup: float, window: float) -> dict[str, float]:
     """Records/s and CPU share over ``window`` seconds, ``warmup`` after the first record."""
     first = _wait_for(child, lambda s: s["records"] > 0, 90)
@@ -51,10 +64,12 @@ def measure(child: procs.Child, warmup: float, window: float) -> dict[str, float
     }
 
 
-def _wait_for(child: procs.Child, test: Any, timeout: float) -> dict[str, Any]:
+def _wait_for(
+    child: procs.Child, test: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for status in reversed(child.json_lines()):
+        for status in child.json_lines()[::-1]:  # newest first
             if test(status):
                 return status
         if child.process.poll() is not None:
@@ -99,7 +114,7 @@ def run_throughput(quick: bool, repeats: int | None = None) -> dict[str, Any]:
     finally:
         server.stop()
         stack.stop()
-    variants = {}
+    variants: dict[str, Variant] = {}
     for key, label in labels.items():
         rates = [s["records_per_s"] for s in samples[key]]
         variants[key] = {

@@ -123,7 +123,8 @@ def undo_optimisations(names: list[str]) -> None:
                 for k, v in request.headers.items()
             }
 
-        client.signed_headers = signed_headers
+        # replace the name the client module imported from shardline.aws.signing
+        client.signed_headers = signed_headers  # type: ignore[attr-defined]
 
 
 async def run_shardline(args: argparse.Namespace) -> None:
