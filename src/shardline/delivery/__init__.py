@@ -34,16 +34,18 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from shardline.delivery.config import DeliveryConfig
-    from shardline.delivery.destinations import parse_destination
-    from shardline.delivery.invoke import TumblingWindow
-    from shardline.delivery.processor import DeliveryProcessor, DeliverySettings
-    from shardline.delivery.settings import (
-        add_delivery_arguments,
-        delivery_from_args,
-        delivery_from_toml,
-    )
-    from shardline.delivery.wrap import fail_fast, wrap_processor
+    # `X as X` re-exports X for type checkers, which cannot read the computed __all__ (mypy
+    # --strict has no implicit re-export): `from shardline.delivery import wrap_processor`.
+    from shardline.delivery.config import DeliveryConfig as DeliveryConfig
+    from shardline.delivery.destinations import parse_destination as parse_destination
+    from shardline.delivery.invoke import TumblingWindow as TumblingWindow
+    from shardline.delivery.processor import DeliveryProcessor as DeliveryProcessor
+    from shardline.delivery.processor import DeliverySettings as DeliverySettings
+    from shardline.delivery.settings import add_delivery_arguments as add_delivery_arguments
+    from shardline.delivery.settings import delivery_from_args as delivery_from_args
+    from shardline.delivery.settings import delivery_from_toml as delivery_from_toml
+    from shardline.delivery.wrap import fail_fast as fail_fast
+    from shardline.delivery.wrap import wrap_processor as wrap_processor
 
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
