@@ -91,7 +91,12 @@ class RecordingClient(AwsJsonClient):
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
     async def call_parsed(
-        self, operation: str, params: Mapping[str, Any], parse: Callable[[bytes], T]
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        parse: Callable[[bytes], T],
+        *,
+        deadline: float | None = None,
     ) -> T:
         self.sent.append((operation, dict(params)))
         pages = self.answers.get(operation) or [{}]

@@ -80,13 +80,19 @@ class Host:
     async def parents_done(self, lease: Lease) -> bool:
         return True
 
+    async def still_holds(self, shard_id: str, token: str) -> bool:
+        return True
+
     async def discover_children(self, shard_id: str) -> frozenset[str]:
         return frozenset()
 
     async def write_checkpoint(
-        self, shard_id: str, token: str, value: str, sub: int, children: Any
+        self, shard_id: str, token: str, value: str, sub: int, children: frozenset[str] | None
     ) -> None:
         self.checkpoints.append(value)
+
+    async def hand_over(self, shard_id: str, token: str) -> None:
+        raise AssertionError("nobody asks for these leases")
 
     async def consumer_finished(self, shard_id: str, token: str, reason: str) -> None:
         self.finished.append(reason)

@@ -314,11 +314,12 @@ async def test_parallel_lanes_keep_key_order_with_partial_failures() -> None:
     async def handler(rs: list[StreamRecord]) -> dict[str, Any]:
         await asyncio.sleep(0.01)
         for r in rs:
-            key = r.keys["pk"]
-            if key in ("k1", "k4") and key not in failed_once and int(r.new_image["version"]) == 2:
+            key, image = r.keys["pk"], r.new_image
+            assert image is not None
+            if key in ("k1", "k4") and key not in failed_once and int(image["version"]) == 2:
                 failed_once.add(key)
                 return {"batchItemFailures": [{"itemIdentifier": r.sequence_number}]}
-            processed.append((key, int(r.new_image["version"])))
+            processed.append((key, int(image["version"])))
         return {}
 
     h = await harness(handler, report_batch_item_failures=True, parallelization_factor=4,
@@ -347,7 +348,7 @@ async def test_checkpoint_never_passes_a_batch_in_flight() -> None:
             await release.wait()
 
     keys = ["slow", "a", "b", "c", "d", "e", "f", "g"]
-    lanes = {}
+    lanes: dict[int, str] = {}
     from shardline.delivery.batching import lane_of
 
     for k in keys:

@@ -26,7 +26,14 @@ SEQS = ["100", "200", "300", "400"]
 
 
 def test_no_or_empty_response_is_success() -> None:
-    for response in (None, {}, {"batchItemFailures": []}, {"batchItemFailures": None}, "ok"):
+    responses: list[object] = [
+        None,
+        {},
+        {"batchItemFailures": []},
+        {"batchItemFailures": None},
+        "ok",
+    ]
+    for response in responses:
         assert first_failure(response, SEQS) is None
 
 

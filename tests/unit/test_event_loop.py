@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import inspect
 from typing import Any
 
 import pytest
@@ -31,7 +32,8 @@ def test_unknown_choice_is_refused_and_the_coroutine_closed() -> None:
     coroutine = loop_type()
     with pytest.raises(ConfigError, match="one of auto, uvloop, asyncio, got 'tokio'"):
         run(coroutine, event_loop="tokio")
-    assert coroutine.cr_frame is None  # closed: no "never awaited" warning
+    # closed: no "never awaited" warning
+    assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
 
 
 def test_without_uvloop_auto_falls_back_and_uvloop_is_an_error(

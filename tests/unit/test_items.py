@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shardline.leases.items import is_lease_item, item_from_lease, lease_from_item
+from shardline.leases.items import Item, is_lease_item, item_from_lease, lease_from_item
 from shardline.leases.model import Lease
 
 ids = st.text(alphabet="abcdef0123456789-", min_size=1, max_size=20)
@@ -37,7 +37,7 @@ def test_round_trip(
 
 
 def test_reads_an_item_written_by_kcl_1x() -> None:
-    item = {
+    item: Item = {
         "leaseKey": {"S": "shardId-00000001700000000000-abcdef12"},
         "leaseOwner": {"S": "worker-1"},
         "leaseCounter": {"N": "42"},

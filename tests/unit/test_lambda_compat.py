@@ -86,7 +86,7 @@ def test_context_attributes_and_remaining_time() -> None:
 def test_powertools_data_classes_read_our_event() -> None:
     event = DynamoDBStreamEvent(lambda_event([StreamRecord(TTL_DELETE, SHARD)], ARN))
     (rec,) = list(event.records)
-    assert rec.event_name.name == "REMOVE"
+    assert rec.event_name is not None and rec.event_name.name == "REMOVE"
     assert rec.event_source_arn == ARN
     assert rec.dynamodb is not None
     assert rec.dynamodb.sequence_number == "900"

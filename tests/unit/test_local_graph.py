@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -31,7 +32,7 @@ def put(graph: ShardGraph, key: str) -> str:
     return graph.append(key.encode(), lambda seq: f"{key}@{seq}".encode())
 
 
-def by_id(graph: ShardGraph) -> dict[str, dict[str, object]]:
+def by_id(graph: ShardGraph) -> dict[str, dict[str, Any]]:
     return {shard["ShardId"]: shard for shard in graph.shards()}
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,9 @@ async def wait_for_event(event: asyncio.Event, timeout: float) -> bool:
     return True
 
 
-async def cancelled_while_set(waiter: Callable[[asyncio.Event, float], Awaitable[bool]]) -> bool:
+async def cancelled_while_set(
+    waiter: Callable[[asyncio.Event, float], Coroutine[Any, Any, bool]],
+) -> bool:
     """Cancel a waiting task in the same loop iteration as its event is set."""
     event = asyncio.Event()
     task = asyncio.create_task(waiter(event, 10))
