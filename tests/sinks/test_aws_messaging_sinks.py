@@ -206,6 +206,7 @@ class _Flaky(SqsSink):
     fail once each with a retriable code, so only they are retried, in order."""
 
     sent: list[str]
+    failed_once: set[str]
 
     def call(self, entries: list[dict[str, Any]]) -> dict[str, EntryOutcome]:
         outcomes = {}
@@ -229,7 +230,7 @@ async def test_partial_failures_retry_only_those_entries_in_key_order(
     sink = sink_from_url("sqs://flaky")
     assert isinstance(sink, SqsSink)
     flaky = _Flaky("flaky", sink.messages)
-    flaky.sent, flaky.failed_once = [], set()  # type: ignore[attr-defined]
+    flaky.sent, flaky.failed_once = [], set()
     flaky.base_delay = 0.001
     await flaky.start(context)
     records = [change(k, i, new={}) for i, k in enumerate("abab", 1)]

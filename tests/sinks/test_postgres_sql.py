@@ -41,7 +41,7 @@ def test_create_statements_match_expected_columns(pg_dsn: str) -> None:
                     "WHERE table_schema = 'public' AND table_name = %s",
                     (table,),
                 ).fetchall()
-                have = dict(rows)
+                have: dict[str, str] = dict(rows)
                 have.pop("_written_at", None)
                 expected.pop("_written_at", None)
                 assert have == expected, table
@@ -137,7 +137,11 @@ def test_a_transform_builds_the_document_or_skips() -> None:
     builder.check_view_type()
     rows = builder.rows([record(1, {"pk": {"S": "a"}}), record(2, {"pk": {"S": "b"}})])
     assert [(r[0], r[1]) for r in rows] == [("b", '{"seq":2}')]
-    failing = RowBuilder("s", Layout("public", "t", (HASH,)), lambda r: 1 / 0, "")
+
+    def broken(r: StreamRecord) -> dict[str, Any] | None:
+        return {"ratio": 1 / 0}
+
+    failing = RowBuilder("s", Layout("public", "t", (HASH,)), broken, "")
     with pytest.raises(SinkError, match="the transform raised ZeroDivisionError"):
         failing.rows([record(1, {"pk": {"S": "a"}})])
 

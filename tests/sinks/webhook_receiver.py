@@ -117,9 +117,7 @@ class Receiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port, ssl_context=tls)
         await site.start()
-        server = site._server
-        assert server is not None
-        bound = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        ((_, bound, *_),) = self._runner.addresses
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{bound}/hook"
         return self
 
