@@ -223,7 +223,7 @@ def test_empty_pages_before_data(stack: LocalStack, ddb: Any, streams: Any) -> N
     put(ddb, table, "a")
     iterator = horizon(streams, arn, first_shard(streams, arn))
     stack.faults.empty_pages(count=3, table=table)
-    pages = []
+    pages: list[list[Any]] = []
     while not pages or not pages[-1]:
         answer = streams.get_records(ShardIterator=iterator)
         pages.append(answer["Records"])
@@ -238,7 +238,7 @@ def test_tiny_describe_stream_pages(stack: LocalStack, ddb: Any, streams: Any) -
     stack.configure(describe_page_size=1)
     seen, start = [], None
     while True:
-        kwargs = {"ExclusiveStartShardId": start} if start else {}
+        kwargs: dict[str, str] = {"ExclusiveStartShardId": start} if start else {}
         page = streams.describe_stream(StreamArn=arn, Limit=100, **kwargs)["StreamDescription"]
         assert len(page["Shards"]) == 1
         seen += [s["ShardId"] for s in page["Shards"]]

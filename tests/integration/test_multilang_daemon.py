@@ -113,7 +113,7 @@ def test_crash_restarts_one_shard_and_sigterm_hands_off(local_stack: Any, tmp_pa
 
 
 def seen(child_log: Path) -> set[tuple[str, int]]:
-    result = set()
+    result: set[tuple[str, int]] = set()
     if not child_log.exists():
         return result
     for line in child_log.read_text().splitlines():

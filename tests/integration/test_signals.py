@@ -50,7 +50,8 @@ def processes() -> dict[int, tuple[int, int, str]]:
 
 def descendants(pid: int) -> set[int]:
     table = processes()
-    found, frontier = set(), {pid}
+    found: set[int] = set()
+    frontier = {pid}
     while frontier:
         frontier = {child for child, (ppid, _, _) in table.items() if ppid in frontier} - found
         found |= frontier

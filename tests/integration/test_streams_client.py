@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
 TABLE = "orders"
-ITEMS = [
+ITEMS: list[dict[str, dict[str, Any]]] = [
     {"pk": {"S": f"order-{i}"}, "n": {"N": str(i)}, "blob": {"B": bytes([i, 255 - i])}}
     for i in range(6)
 ]
@@ -131,7 +131,7 @@ def like_boto3(record: dict[str, Any]) -> dict[str, Any]:
             return [attr(v) for v in value]
         return value
 
-    out = attr(record)
+    out: dict[str, Any] = attr(record)
     data = out["dynamodb"]
     if "ApproximateCreationDateTime" in data:
         data["ApproximateCreationDateTime"] = datetime.fromtimestamp(
