@@ -41,6 +41,7 @@ class Checkpointer:
         self._largest = (initial, initial_sub)
         self._sequence_at_shard_end: tuple[str, int] | None = None
         self._enabled = True
+        self._on_disable: list[Callable[[], None]] = []
 
     @property
     def last_checkpoint(self) -> str:
@@ -72,8 +73,19 @@ class Checkpointer:
         self._largest = (SHARD_END, 0)
 
     def disable(self) -> None:
-        """The lease is gone: no further checkpoints."""
+        """The lease is gone: no further checkpoints; tells whoever asked to be told."""
+        if not self._enabled:
+            return
         self._enabled = False
+        for callback in self._on_disable:
+            callback()
+
+    def when_disabled(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the loop) when the lease is gone; at once if it is."""
+        if self._enabled:
+            self._on_disable.append(callback)
+        else:
+            callback()
 
     # --- called by processors ----------------------------------------------------------
 

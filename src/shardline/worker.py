@@ -15,7 +15,7 @@ from typing import Protocol
 from shardline.aws.client import AwsJsonClient
 from shardline.config import ConsumerConfig
 from shardline.consumer import ConsumerSettings, ConsumerState, ShardConsumer
-from shardline.delivery.plan import backoff_delay
+from shardline.retry import backoff_delay
 from shardline.errors import LeaseTableError, ShardlineError
 from shardline.leases.coordinator import CoordinatorSettings, LeaseCoordinator
 from shardline.leases.model import SHARD_END, TRIM_HORIZON, Lease

@@ -12,7 +12,6 @@ from shardline.delivery.document import FailedBatch, failure_documents
 from shardline.delivery.frontier import Frontier
 from shardline.delivery.plan import (
     Attempt,
-    backoff_delay,
     expired_prefix,
     first_failure,
     plan_failure,
@@ -122,10 +121,9 @@ def test_every_record_is_done_or_given_up_exactly_once_in_order(
         assert set(given_up) == poison  # bisect isolates exactly the poison records
 
 
-def test_expired_prefix_and_backoff() -> None:
+def test_expired_prefix() -> None:
     assert expired_prefix([0, 10, 100], now=150, maximum_age=60) == 2
     assert expired_prefix([0, 10], now=10**9, maximum_age=-1) == 0
-    assert [backoff_delay(k, 0.5, 3) for k in range(5)] == [0.0, 0.5, 1.0, 2.0, 3.0]
 
 
 # --- frontier ------------------------------------------------------------------------------------

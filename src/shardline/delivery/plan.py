@@ -122,10 +122,3 @@ def expired_prefix(created: Iterable[float], now: float, maximum_age: int) -> in
             break
         count += 1
     return count
-
-
-def backoff_delay(failures: int, base: float, cap: float) -> float:
-    """Exponential backoff before retry number ``failures`` (base, 2*base, ... cap)."""
-    if failures < 1:
-        return 0.0
-    return float(min(base * 2 ** min(failures - 1, 30), cap))

@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shardline.checkpoint import Checkpointer
@@ -35,7 +35,6 @@ from shardline.delivery.plan import (
     MAXIMUM_RECORD_AGE_EXCEEDED,
     RETRY_ATTEMPTS_EXHAUSTED,
     Attempt,
-    backoff_delay,
     expired_prefix,
     first_failure,
     plan_failure,
@@ -53,16 +52,19 @@ from shardline.processor import (
     ShutdownRequestedInput,
 )
 from shardline.records import StreamRecord
+from shardline.retry import Backoff, Retry
 from shardline.sinks.base import SinkError
 from shardline.waiting import wait_event
 
 log = logging.getLogger("shardline.delivery")
 
-_LEASE_POLL = 0.5
-
 
 class _Stopped(Exception):
     """Internal: the processor is stopping; leave the lane, keep records undone."""
+
+
+class _FinalCallFailed(Exception):
+    """Internal: the final invocation of a tumbling window failed."""
 
 
 @dataclass
@@ -82,8 +84,6 @@ class _Result:
     error_type: str = ""
     error_message: str = ""
     response: Any = None
-    pushback: bool = False  # a sink's target was busy: wait and retry, not a failure
-    retry_after: float = 0.0  # the least wait a pushing-back target asked for
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,8 @@ class DeliveryProcessor(AsyncRecordProcessor):
         self._lanes = [_Lane() for _ in range(config.parallelization_factor)]
         self._frontier = Frontier()
         self._checkpointer: Checkpointer | None = None
+        self._backoff = Backoff(settings.retry_base_delay, settings.retry_max_delay)
+        self._retry = Retry(self._backoff, pause=self._sleep)
         self._checkpoint_lock = asyncio.Lock()
         self._written: str | None = None
         self._stopping = asyncio.Event()
@@ -131,7 +133,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
 
     async def process_records(self, batch: ProcessRecordsInput) -> None:
         """Take a page: filter, buffer, start ready lanes, wait while over the high water."""
-        self._checkpointer = batch.checkpointer
+        self._attach(batch.checkpointer)
         self._raise_if_lost()
         self._accept(batch.records)
         self._start_ready_lanes()
@@ -142,7 +144,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
 
     async def shard_ended(self, ended: ShardEndedInput) -> None:
         """Deliver every buffered record, close the window early, then SHARD_END."""
-        self._checkpointer = ended.checkpointer
+        self._attach(ended.checkpointer)
         self._flushing = True
         await self._drain()
         if self._window is not None:
@@ -156,7 +158,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
 
     async def shutdown_requested(self, request: ShutdownRequestedInput) -> None:
         """Stop starting batches, let in-flight calls end, checkpoint what is done."""
-        self._checkpointer = request.checkpointer
+        self._attach(request.checkpointer)
         self._stopping.set()
         await self._join_lanes()
         if not self.config.tumbling:
@@ -165,12 +167,22 @@ class DeliveryProcessor(AsyncRecordProcessor):
 
     async def lease_lost(self, lost: LeaseLostInput) -> None:
         """Stop at once: the records are another worker's now."""
-        self._lost = True
-        self._stopping.set()
+        self._on_lease_lost()
         for lane in self._lanes:
             if lane.task is not None:
                 lane.task.cancel()
         await self._close_invoker(lost=True)
+
+    def _attach(self, checkpointer: Checkpointer) -> None:
+        """Use the consumer's checkpointer, and hear at once when its lease is lost."""
+        if checkpointer is not self._checkpointer:
+            self._checkpointer = checkpointer
+            checkpointer.when_disabled(self._on_lease_lost)
+
+    def _on_lease_lost(self) -> None:
+        """Every wait ends now; undone records stay undone (no checkpoint past them)."""
+        self._lost = True
+        self._stopping.set()
 
     async def _close_invoker(self, *, lost: bool) -> None:
         """Tell an invoker with a ``close`` hook (the sinks) that the lease ended."""
@@ -235,10 +247,10 @@ class DeliveryProcessor(AsyncRecordProcessor):
 
     async def _wait_below_high_water(self) -> None:
         while self._over_high_water() and not self._stopping.is_set():
-            tasks = [lane.task for lane in self._lanes if lane.task is not None and lane.busy()]
+            tasks = self._busy_lanes()
             if not tasks:
                 return
-            await asyncio.wait(tasks, timeout=_LEASE_POLL, return_when=asyncio.FIRST_COMPLETED)
+            await self._wait_lanes(tasks, asyncio.FIRST_COMPLETED)
             self._raise_if_lost()
             self._start_ready_lanes()
 
@@ -246,11 +258,24 @@ class DeliveryProcessor(AsyncRecordProcessor):
         while self._buffered() or any(lane.busy() for lane in self._lanes):
             self._raise_if_lost()
             self._start_ready_lanes()
-            tasks = [lane.task for lane in self._lanes if lane.task is not None and lane.busy()]
+            tasks = self._busy_lanes()
             if tasks:
-                await asyncio.wait(tasks, timeout=_LEASE_POLL)
+                await self._wait_lanes(tasks, asyncio.ALL_COMPLETED)
             elif self._stopping.is_set():
                 return
+
+    def _busy_lanes(self) -> list[asyncio.Task[None]]:
+        return [lane.task for lane in self._lanes if lane.task is not None and lane.busy()]
+
+    async def _wait_lanes(self, tasks: Iterable[asyncio.Task[None]], until: str) -> None:
+        """Wait for lanes as ``until`` says, or less: stopping (or lease loss) ends it."""
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            waiting = asyncio.ensure_future(asyncio.wait(tasks, return_when=until))
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+        finally:
+            stopping.cancel()
 
     async def _join_lanes(self) -> None:
         tasks = [lane.task for lane in self._lanes if lane.task is not None]
@@ -292,33 +317,21 @@ class DeliveryProcessor(AsyncRecordProcessor):
 
     async def _deliver_guarded(self, batch: list[StreamRecord]) -> None:
         """Deliver; an unexpected error of ours is retried like a failing handler."""
-        failures = 0
-        while True:
-            try:
-                await self._deliver(batch)
-                return
-            except (_Stopped, ShutdownError, asyncio.CancelledError):
-                raise
-            except Exception:
-                failures += 1
-                log.exception("shard %s: delivery failed unexpectedly; retrying", self._shard_id)
-                await self._sleep(self._backoff(failures))
+
+        def unexpected(error: Exception, failures: int, delay: float) -> None:
+            log.exception("shard %s: delivery failed unexpectedly; retrying", self._shard_id)
+
+        ours = replace(self._retry, retriable=lambda e: not isinstance(e, _Stopped | ShutdownError))
+        await ours.run(lambda: self._deliver(batch), unexpected)
 
     async def _deliver(self, batch: list[StreamRecord]) -> None:
         queue = [Attempt(batch, 0)]
-        pushbacks = 0
         while queue:
             self._check_running()
             attempt = await self._drop_expired(queue.pop(0))
             if not attempt.records:
                 continue
             result = await self._invoke(attempt.records)
-            if result.pushback:
-                pushbacks += 1
-                queue.insert(0, attempt)
-                await self._sleep(max(self._backoff(pushbacks), result.retry_after))
-                continue
-            pushbacks = 0
             attempt = Attempt(attempt.records, attempt.failures, attempt.invocations + 1)
             if result.failed_from is None:
                 self._done(attempt.records)
@@ -365,22 +378,29 @@ class DeliveryProcessor(AsyncRecordProcessor):
     async def _invoke(
         self, records: list[StreamRecord], window: TumblingWindow | None = None
     ) -> _Result:
-        self._metrics.invocations.inc()
+        """Invoke the handler; a sink that pushes back is waited for and invoked again
+        without counting an attempt (its target is busy, the records are fine)."""
         window = window or self._window_for_call()
+        pushback = replace(self._retry, retriable=_is_pushback)
+        return await pushback.run(lambda: self._invoke_once(records, window), self._pushed_back)
+
+    async def _invoke_once(
+        self, records: list[StreamRecord], window: TumblingWindow | None
+    ) -> _Result:
+        self._metrics.invocations.inc()
         try:
             response = await self._invoke_handler(records, window)
         except ShutdownError:
             raise
-        except SinkError as exc:
-            if not exc.retriable:
-                return self._failed(records, exc)
-            self._metrics.sink_pushbacks.inc()
-            log.warning("shard %s: %s; retrying (the target pushed back)", self._shard_id, exc)
-            wait = exc.retry_after or 0.0
-            return _Result(0, type(exc).__name__, str(exc), pushback=True, retry_after=wait)
         except Exception as exc:
+            if _is_pushback(exc):
+                raise
             return self._failed(records, exc)
         return self._judge(records, response)
+
+    def _pushed_back(self, error: Exception, failures: int, delay: float) -> None:
+        self._metrics.sink_pushbacks.inc()
+        log.warning("shard %s: %s; retrying (the target pushed back)", self._shard_id, error)
 
     def _failed(self, records: list[StreamRecord], exc: Exception) -> _Result:
         self._metrics.invocation_failures.inc()
@@ -439,22 +459,17 @@ class DeliveryProcessor(AsyncRecordProcessor):
     async def _send(self, destination: Destination, document: dict[str, Any]) -> None:
         info = document["DDBStreamBatchInfo"]
         name = document_name(self._shard_id, info["startSequenceNumber"], info["endSequenceNumber"])
-        failures = 0
-        while True:
-            try:
-                await destination.send(name, encode(document))
-                return
-            except Exception as exc:
-                failures += 1
-                delay = self._backoff(failures)
-                log.error(
-                    "shard %s: could not send a failed batch to %s (%r); retrying in %.1fs",
-                    self._shard_id,
-                    self.config.on_failure,
-                    exc,
-                    delay,
-                )
-                await self._sleep(delay)
+
+        def unsent(error: Exception, failures: int, delay: float) -> None:
+            log.error(
+                "shard %s: could not send a failed batch to %s (%r); retrying in %.1fs",
+                self._shard_id,
+                self.config.on_failure,
+                error,
+                delay,
+            )
+
+        await self._retry.run(lambda: destination.send(name, encode(document)), unsent)
 
     # --- tumbling windows ----------------------------------------------------------------
 
@@ -496,17 +511,22 @@ class DeliveryProcessor(AsyncRecordProcessor):
     async def _close_window(self, *, early: bool) -> None:
         """The final invocation of the window (no records), then a checkpoint."""
         window = self._window_for_call(final=True, early=early)
-        failures = 0
-        while True:
+
+        async def final_call() -> None:
             result = await self._invoke([], window)
-            if result.failed_from is None:
-                break
-            failures += 1
-            limit = self.config.maximum_retry_attempts
-            if limit != -1 and failures > limit:
-                log.error("shard %s: final window invocation failed; state dropped", self._shard_id)
-                break
-            await self._sleep(self._backoff(failures))
+            if result.failed_from is not None:
+                raise _FinalCallFailed(result.error_message)
+
+        limit = self.config.maximum_retry_attempts
+        final = replace(
+            self._retry,
+            retriable=lambda e: isinstance(e, _FinalCallFailed),
+            limit=None if limit == -1 else limit,
+        )
+        try:
+            await final.run(final_call)
+        except _FinalCallFailed:
+            log.error("shard %s: final window invocation failed; state dropped", self._shard_id)
         self._window = None
         await self._checkpoint()
 
@@ -533,26 +553,19 @@ class DeliveryProcessor(AsyncRecordProcessor):
                 return
             self._written = value
 
-    def _backoff(self, failures: int) -> float:
-        s = self._settings
-        return backoff_delay(failures, s.retry_base_delay, s.retry_max_delay)
-
     async def _sleep(self, seconds: float) -> None:
-        """Sleep, but leave at once when stopping (the records stay undone)."""
-        deadline = time.monotonic() + seconds
-        while True:
-            self._check_running()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            await wait_event(self._stopping, min(left, _LEASE_POLL))
+        """Sleep, but leave at once when stopping or the lease is lost (records stay undone)."""
+        self._check_running()
+        if seconds > 0:
+            await wait_event(self._stopping, seconds)
+        self._check_running()
 
     def _check_running(self) -> None:
-        if self._stopping.is_set() or not _lease_held(self._checkpointer):
+        if self._stopping.is_set():
             raise _Stopped
 
     def _raise_if_lost(self) -> None:
-        if self._lost or not _lease_held(self._checkpointer):
+        if self._lost:
             raise ShutdownError(f"the lease of shard {self._shard_id} was lost")
 
 
@@ -560,8 +573,6 @@ def _created(record: StreamRecord) -> float:
     return record.approximate_creation_seconds
 
 
-def _lease_held(checkpointer: Checkpointer | None) -> bool:
-    """False once the consumer disabled the checkpointer (the lease is gone)."""
-    if checkpointer is None:
-        return True
-    return checkpointer.enabled
+def _is_pushback(error: Exception) -> bool:
+    """A sink's target is busy (``SinkError(retriable=True)``): wait, it is no failure."""
+    return isinstance(error, SinkError) and error.retriable

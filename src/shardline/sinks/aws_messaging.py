@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from shardline.records import StreamRecord
+from shardline.retry import Retry
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.notify import Delivered, Messages, Outgoing, snapshot_records
 from shardline.sinks.send_policy import backoff
@@ -290,28 +291,20 @@ class _MessageShard(ShardSink):
             queues.setdefault(message.key, deque()).append(message)
         failures: list[EntryOutcome] = []
         tries: dict[str, int] = {}
-        rounds = 0
-        while queues:
-            outcomes = await sink.send_round([q[0] for q in queues.values()])
-            waiting = False
-            for key in list(queues):
-                head = queues[key][0]
-                outcome = outcomes.get(head.event_id, OK)
-                if outcome.kind == "ok":
-                    self.delivered.add(head.event_id)
-                    queues[key].popleft()
-                    if not queues[key]:
-                        del queues[key]
-                    continue
-                tries[head.event_id] = tries.get(head.event_id, 0) + 1
-                if outcome.kind == "failed" or tries[head.event_id] > sink.retries:
-                    failures.append(outcome)
-                    del queues[key]  # the key's later changes wait behind this one
-                else:
-                    waiting = True
-            if waiting:
-                rounds += 1
-                await asyncio.sleep(sink.delay(rounds))
+
+        async def rounds() -> None:
+            """Send the head of every key's queue until they are empty or wait for a retry."""
+            while queues:
+                outcomes = await sink.send_round([q[0] for q in queues.values()])
+                failed, waiting = _settle_round(
+                    queues, outcomes, tries, sink.retries, self.delivered
+                )
+                failures.extend(failed)
+                if waiting:
+                    raise _EntriesWaiting
+
+        waiting = Retry(lambda n, _: sink.delay(n), retriable=_entries_waiting)
+        await waiting.run(rounds)
         if not failures:
             self.delivered.forget(messages)
             return
@@ -322,6 +315,47 @@ class _MessageShard(ShardSink):
             f"{len(failures)} change(s) not delivered: {first.reason}",
             retriable=not refused,
         )
+
+
+class _EntriesWaiting(Exception):
+    """Internal: some entries of a round are to be sent again after a backoff."""
+
+
+def _entries_waiting(error: Exception) -> bool:
+    return isinstance(error, _EntriesWaiting)
+
+
+def _settle_round(
+    queues: OrderedDict[str, deque[Outgoing]],
+    outcomes: dict[str, EntryOutcome],
+    tries: dict[str, int],
+    retries: int,
+    delivered: Delivered,
+) -> tuple[list[EntryOutcome], bool]:
+    """Apply a round's outcomes to the per-key queues (each queue's head was sent).
+
+    A delivered head leaves its queue; a refused one, or one out of tries, fails and
+    takes its key's later changes with it (they must not overtake it). Returns the
+    failures and whether some head waits to be sent again.
+    """
+    failed: list[EntryOutcome] = []
+    waiting = False
+    for key in list(queues):
+        head = queues[key][0]
+        outcome = outcomes.get(head.event_id, OK)
+        if outcome.kind == "ok":
+            delivered.add(head.event_id)
+            queues[key].popleft()
+            if not queues[key]:
+                del queues[key]
+            continue
+        tries[head.event_id] = tries.get(head.event_id, 0) + 1
+        if outcome.kind == "failed" or tries[head.event_id] > retries:
+            failed.append(outcome)
+            del queues[key]
+        else:
+            waiting = True
+    return failed, waiting
 
 
 def _client_error_text(exc: Any) -> str:

@@ -18,11 +18,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Collection, Iterable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from shardline.delivery.plan import backoff_delay
 from shardline.leases.expiry import ExpiryTracker
 from shardline.metrics import Metrics
+from shardline.retry import Backoff, Retry
 from shardline.sinks.base import Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.segments import Segment, SegmentTable
 from shardline.waiting import wait_event
@@ -36,6 +37,10 @@ __all__ = ["SnapshotRun", "pick_segments"]
 
 _PAGE_LIMIT = 1000
 _MAX_BACKOFF = 30.0
+
+
+class _Stopped(Exception):
+    """Internal: the worker stops while a sink is being retried."""
 
 
 def pick_segments(
@@ -145,6 +150,12 @@ async def _wait_for_any(
         stopper.cancel()
 
 
+def _log_retry(error: Exception, failures: int, delay: float) -> None:
+    retriable = isinstance(error, SinkError) and error.retriable
+    level = logging.WARNING if retriable else logging.ERROR
+    log.log(level, "snapshot: %s; retrying in %.1fs", error, delay)
+
+
 class _CopyLoop:
     """Copies one held segment page by page, renewing it while a write is slow."""
 
@@ -206,21 +217,23 @@ class _CopyLoop:
 
         Returns whether every sink has the page (``False``: stopped before).
         """
-        pending = list(self.run_.sinks)
-        failures = 0
-        while pending and not self.stop.is_set():
-            sink = pending[0]
+        retry = Retry(
+            Backoff(0.5, _MAX_BACKOFF),
+            pause=self._pause,
+            retriable=lambda e: isinstance(e, SinkError),
+        )
+        for sink in self.run_.sinks:
+            if self.stop.is_set():
+                return False
             try:
-                await sink.write_snapshot(rows)
-                pending.pop(0)
-                failures = 0
-            except SinkError as exc:
-                failures += 1
-                delay = backoff_delay(failures, 0.5, _MAX_BACKOFF)
-                level = logging.WARNING if exc.retriable else logging.ERROR
-                log.log(level, "snapshot: %s; retrying in %.1fs", exc, delay)
-                await wait_event(self.stop, delay)
-        return not pending
+                await retry.run(partial(sink.write_snapshot, rows), _log_retry)
+            except _Stopped:
+                return False
+        return True
+
+    async def _pause(self, seconds: float) -> None:
+        if await wait_event(self.stop, seconds):
+            raise _Stopped
 
     async def _renew_loop(self) -> None:
         while True:

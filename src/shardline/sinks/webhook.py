@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from shardline.errors import ConfigError
 from shardline.records import StreamRecord
+from shardline.retry import Retry, WaitTooLong
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.formats import cloudevent_headers, encode_batch
 from shardline.sinks.keyorder import plan_units, run_units
@@ -89,6 +90,14 @@ class _PushBack(Exception):
 
 class _Refused(Exception):
     """A permanent answer: the failure path decides."""
+
+
+class _TryAgain(Exception):
+    """An answer (or a network failure) the policy retries; ``retry_after`` as asked."""
+
+    def __init__(self, why: str, retry_after: float | None) -> None:
+        super().__init__(why)
+        self.retry_after = retry_after
 
 
 class WebhookSink(Sink):
@@ -234,24 +243,34 @@ class WebhookSink(Sink):
     async def send(self, chunk: Sequence[Outgoing], delivered: Delivered) -> None:
         """Deliver ``chunk`` in one request, retrying as the policy says."""
         body, message_id, headers = self._request(chunk)
-        attempt = 0
-        while True:
-            attempt += 1
-            if self._limiter.limited:
-                await self._limiter.wait()
-            outcome, why, retry_after = await self._post(body, message_id, headers)
-            if outcome == "delivered":
-                for message in chunk:
-                    delivered.add(message.event_id)
-                return
-            if outcome == "failed":
-                raise _Refused(why)
-            delay = self.policy.delay(attempt, retry_after)
-            if delay > _INLINE_WAIT:  # a long Retry-After: the shard waits, stop-aware
-                raise _PushBack(f"{why}, Retry-After {delay:g}s", delay)
-            if attempt > self.retries:
-                raise _PushBack(why)
-            await asyncio.sleep(delay)
+        retry = Retry(
+            self._retry_delay,
+            retriable=lambda e: isinstance(e, _TryAgain),
+            limit=self.retries,
+            max_wait=_INLINE_WAIT,
+        )
+        try:
+            await retry.run(lambda: self._post_once(body, message_id, headers))
+        except WaitTooLong as exc:  # a long Retry-After: the shard waits, stop-aware
+            raise _PushBack(f"{exc.error}, Retry-After {exc.wait:g}s", exc.wait) from None
+        except _TryAgain as exc:
+            raise _PushBack(str(exc)) from None
+        for message in chunk:
+            delivered.add(message.event_id)
+
+    async def _post_once(self, body: bytes, message_id: str, headers: dict[str, str]) -> None:
+        """One try: delivered, or :class:`_TryAgain` / :class:`_Refused` as the policy says."""
+        if self._limiter.limited:
+            await self._limiter.wait()
+        outcome, why, retry_after = await self._post(body, message_id, headers)
+        if outcome == "failed":
+            raise _Refused(why)
+        if outcome == "retry":
+            raise _TryAgain(why, retry_after)
+
+    def _retry_delay(self, failures: int, error: Exception) -> float:
+        asked = error.retry_after if isinstance(error, _TryAgain) else None
+        return self.policy.delay(failures, asked)
 
     def _request(self, chunk: Sequence[Outgoing]) -> tuple[bytes, str, dict[str, str]]:
         fmt = self.messages.format
