@@ -29,10 +29,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 import psycopg
@@ -109,6 +109,21 @@ def archived_changes(root: Path) -> list[tuple[str, int, str, int]]:
     return found
 
 
+class Target(Protocol):
+    """Where the chaos workers' sinks write, and the rules its contents must keep."""
+
+    @property
+    def rules(self) -> tuple[str, ...]: ...
+
+    def sink_flags(self) -> tuple[str, ...]: ...
+
+    def drained(self, source: dict[str, int], written: set[tuple[str, int]]) -> bool: ...
+
+    def values(self, source: dict[str, int], written: set[tuple[str, int]]) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
 class PostgresTarget:
     """Replication into PostgreSQL: the state table must equal the source."""
 
@@ -167,7 +182,10 @@ class ArchiveTarget:
         return None
 
 
-TARGETS = {"postgres": PostgresTarget, "archive": ArchiveTarget}
+TARGETS: dict[str, Callable[[Path], Target]] = {
+    "postgres": PostgresTarget,
+    "archive": ArchiveTarget,
+}
 
 
 def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:

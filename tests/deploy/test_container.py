@@ -74,7 +74,7 @@ def test_docker_context_holds_only_what_the_image_copies() -> None:
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore  # everything is excluded, then the few files the image needs
     allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
-    copied = set()
+    copied: set[str] = set()
     for word, args in instructions():
         if word == "COPY" and not args.startswith("--from"):
             copied.update(p.rstrip("/").removeprefix("./") for p in args.split()[:-1])
