@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from shardline.local.settings import LOCAL
 from tests.tls_certs import make_tls
 
 pytest_plugins = ["tests.postgres.conftest_plugin"]
 
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-os.environ.setdefault("AWS_REGION", "us-east-1")
+for _name, _value in LOCAL.env().items():  # dummy credentials and the stack's region
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")

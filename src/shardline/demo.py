@@ -63,9 +63,10 @@ def run_demo(*, duration: float | None, rollover_every: float, writes_per_second
         LocalStack(rollover_every=rollover_every) as stack,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        env = _worker_env(stack.endpoint_url, tmp)
-        aws = AwsSettings(region="us-east-1", endpoint_url=stack.endpoint_url)
-        os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+        local = stack.client_settings
+        env = {**local.child_env(os.environ), "SHARDLINE_DEMO_DIR": tmp}
+        aws = local.aws_settings()
+        local.setdefault_credentials(os.environ)  # the same as the workers': os.environ's
         asyncio.run(_create_table(aws))
         for _ in range(OPEN_SHARDS - 1):
             stack.split(TABLE)
@@ -79,15 +80,6 @@ def run_demo(*, duration: float | None, rollover_every: float, writes_per_second
             pass
         finally:
             _stop_workers(workers)
-
-
-def _worker_env(endpoint_url: str, tmp: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("AWS_ACCESS_KEY_ID", "demo")
-    env.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
-    env["AWS_REGION"] = "us-east-1"
-    env["SHARDLINE_DEMO_DIR"] = tmp
-    return env
 
 
 def _start_worker(

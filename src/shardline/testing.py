@@ -42,6 +42,7 @@ from typing import Any
 
 from shardline.local import LocalStack
 from shardline.local.faults import Faults
+from shardline.local.settings import LOCAL
 from shardline.processor import (
     AnyProcessor,
     AsyncRecordProcessor,
@@ -82,8 +83,7 @@ class LocalStreams:
     def start(cls, **options: Any) -> LocalStreams:
         """Start a :class:`~shardline.local.LocalStack` on a free port (``options`` are
         its keyword arguments: ``faults``, ``iterator_ttl``, ``retention``, ...)."""
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        LOCAL.setdefault_credentials(os.environ)
         return cls(LocalStack(**options).start())
 
     def close(self) -> None:

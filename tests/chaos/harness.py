@@ -18,15 +18,13 @@ from typing import Any
 import boto3
 
 from shardline.local.control import LocalControl
+from shardline.local.settings import LOCAL
 from tests.chaos.checks import Stop
 
 MIN_AGE = 0.5  # seconds a worker lives before the driver may signal it
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {
-    **os.environ,
-    "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-    "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
-    "AWS_REGION": "us-east-1",
+    **LOCAL.child_env(os.environ),
     "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
 }
 
@@ -118,7 +116,7 @@ class Writer(threading.Thread):
 
     def __init__(self, endpoint: str, table: str, keys: int, changes: int, seconds: float) -> None:
         super().__init__(name="chaos-writer", daemon=True)
-        self.client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+        self.client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=LOCAL.region)
         self.table = table
         self.keys = [f"key-{i:03d}" for i in range(keys)]
         self.changes = changes

@@ -24,6 +24,7 @@ from typing import Any
 
 import boto3
 
+from shardline.local.settings import LOCAL
 from tests.chaos import checks
 from tests.chaos.harness import ChaosWorker, Driver, StackProcess, Writer
 
@@ -82,7 +83,7 @@ def stack_flags(args: argparse.Namespace, app: str) -> list[str]:
 
 
 def create_table(endpoint: str, table: str) -> None:
-    boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1").create_table(
+    boto3.client("dynamodb", endpoint_url=endpoint, region_name=LOCAL.region).create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
@@ -213,8 +214,7 @@ def replay_command(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    LOCAL.setdefault_credentials(os.environ)
     values, broken = run(args)
     print_table(values, broken, args)
     return 1 if broken else 0

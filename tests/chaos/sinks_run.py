@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import boto3
 import psycopg
 
+from shardline.local.settings import LOCAL
 from tests.chaos.harness import ChaosWorker, Driver, StackProcess, Writer
 from tests.chaos.run import create_table, stack_flags, worker_logs
 from tests.postgres.server import PostgresServer
@@ -49,7 +50,7 @@ class Deleter(threading.Thread):
 
     def __init__(self, endpoint: str, table: str, keys: int, seconds: float, rng: random.Random):
         super().__init__(name="chaos-deleter", daemon=True)
-        self.client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+        self.client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=LOCAL.region)
         self.table, self.keys, self.seconds, self.rng = table, keys, seconds, rng
         self.deleted = 0
 
@@ -63,7 +64,7 @@ class Deleter(threading.Thread):
 
 
 def source_state(endpoint: str, table: str) -> dict[str, int]:
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=LOCAL.region)
     state: dict[str, int] = {}
     for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for item in page["Items"]:
@@ -276,8 +277,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    LOCAL.setdefault_credentials(os.environ)
     values, broken = run(args)
     width = max(len(name) for name in values)
     print(f"\nchaos run with the {args.target} sink: {args.duration:g}s, seed {args.seed}")

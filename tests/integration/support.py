@@ -14,6 +14,8 @@ from typing import Any
 
 import boto3
 
+from shardline.local.settings import LOCAL
+
 _names = itertools.count()
 
 
@@ -22,7 +24,7 @@ def unique(prefix: str) -> str:
 
 
 def dynamodb(endpoint_url: str) -> Any:
-    return boto3.client("dynamodb", endpoint_url=endpoint_url, region_name="us-east-1")
+    return boto3.client("dynamodb", endpoint_url=endpoint_url, region_name=LOCAL.region)
 
 
 def create_stream_table(endpoint_url: str, name: str, view: str = "NEW_AND_OLD_IMAGES") -> str:

@@ -18,13 +18,14 @@ import pytest
 from shardline.aws.settings import AwsSettings
 from shardline.config import ConsumerConfig
 from shardline.delivery import DeliveryConfig, wrap_processor
+from shardline.local.settings import LOCAL
 from shardline.metrics import Metrics
 from shardline.records import StreamRecord
 from shardline.worker import Worker
 from tests.integration.support import create_stream_table, dynamodb, unique
 
 pytestmark = pytest.mark.integration
-ACCOUNT = "123456789012"
+ACCOUNT = LOCAL.account_id
 
 
 def client(stack: Any, service: str) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from shardline.local.faults import FaultRule
+from shardline.local.settings import LOCAL
 
 
 def _fault(spec: str) -> FaultRule:
@@ -20,9 +21,9 @@ def _fault(spec: str) -> FaultRule:
 
 def register_local_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every ``shardline local`` flag to ``parser``."""
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=4566, help="0: a free port")
-    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--host", default=LOCAL.host)
+    parser.add_argument("--port", type=int, default=LOCAL.port, help="0: a free port")
+    parser.add_argument("--region", default=LOCAL.region)
     shards = parser.add_argument_group("shard changes")
     shards.add_argument("--rollover-every", type=float, help="seconds between shard rollovers")
     shards.add_argument("--split-every", type=float, help="seconds between shard splits")

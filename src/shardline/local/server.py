@@ -16,6 +16,7 @@ import random
 import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -25,6 +26,7 @@ from shardline.local.control import SETTINGS, ControlApi
 from shardline.local.faults import FaultRule, Faults
 from shardline.local.graph import ShardGraph
 from shardline.local.http import StackApp, account_for
+from shardline.local.settings import LOCAL, LocalStackSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +84,9 @@ class LocalStack:
 
     def __init__(
         self,
-        host: str = "127.0.0.1",
+        host: str = LOCAL.host,
         port: int = 0,
-        region: str = "us-east-1",
+        region: str = LOCAL.region,
         rollover_every: float | None = None,
         split_every: float | None = None,
         max_page_bytes: int = 1_048_576,
@@ -184,7 +186,13 @@ class LocalStack:
     @property
     def endpoint_url(self) -> str:
         """``http://<host>:<port>`` for boto3's ``endpoint_url`` (DynamoDB and Streams)."""
-        return f"http://{self.host}:{self.port}"
+        return self.client_settings.endpoint_url
+
+    @property
+    def client_settings(self) -> LocalStackSettings:
+        """:data:`~shardline.local.settings.LOCAL` with this stack's host, port and region
+        (the port chosen is known after :meth:`start`)."""
+        return replace(LOCAL, host=self.host, port=self.port, region=self.region)
 
     @property
     def faults(self) -> Faults:
