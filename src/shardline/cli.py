@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from shardline import early_signals
 
         early_signals.install()  # before anything slow: SIGTERM now means a clean stop
+    _remember_secrets(words, os.environ)
     args = _parser().parse_args(argv)
     args.words = words
     _setup_logging(args.log_level, getattr(args, "log_format", "text"))
@@ -57,13 +58,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception:  # a bug: its traceback, secrets masked (Python would print them)
+        import traceback
+
+        from shardline.redact import SECRETS
+
+        sys.stderr.write(SECRETS.redact(traceback.format_exc()))
+        return 1
+
+
+def _remember_secrets(words: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Add the secrets of the environment and of URLs on the command line to SECRETS."""
+    from shardline.redact import SECRETS, secrets_in_environ, secrets_in_url
+
+    in_words = [secret for word in words if "://" in word for secret in secrets_in_url(word)]
+    SECRETS.add(*secrets_in_environ(environ), *in_words)
 
 
 def _one_line(exc: BaseException) -> str:
     from shardline.errors import ConnectionFailedError
-    from shardline.redact import redact_text
+    from shardline.redact import SECRETS
 
-    text = redact_text(" ".join(str(exc).split()))
+    text = " ".join(SECRETS.redact(str(exc)).split())
     if isinstance(exc, ConnectionFailedError) and " the proxy " in text:
         return f"{text}; check HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and lower case)"
     if isinstance(exc, ConnectionFailedError):
@@ -203,17 +219,21 @@ def _add_demo(commands: Any) -> None:
 
 
 def _setup_logging(level: str, log_format: str = "text") -> None:
-    if log_format == "json":
-        from shardline.observability import setup_logging
+    """Log to stderr through a formatter that masks secrets (text or JSON lines).
 
+    Text: only when nothing configured logging before (as ``logging.basicConfig``; an
+    embedding program or a test harness keeps its handlers). Warnings become log lines, so
+    that they are masked too.
+    """
+    from shardline.observability import TextFormatter, setup_logging
+
+    if log_format == "json":
         setup_logging(level, log_format)
-        logging.getLogger("botocore").setLevel(logging.WARNING)
-        return
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    elif not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(TextFormatter())
+        logging.basicConfig(level=level.upper(), handlers=[handler])
+        logging.captureWarnings(True)
     logging.getLogger("botocore").setLevel(logging.WARNING)
 
 
@@ -320,10 +340,12 @@ def _check(args: argparse.Namespace) -> int:
     fine, problems = asyncio.run(
         check_pipeline(_aws_settings(args), args.table, args.stream_arn, args.application, sinks)
     )
+    from shardline.redact import SECRETS
+
     for line in fine:
-        print(f"ok: {line}")
+        print(f"ok: {SECRETS.redact(line)}")
     for line in problems:
-        print(f"shardline: error: {line}", file=sys.stderr)
+        print(f"shardline: error: {SECRETS.redact(line)}", file=sys.stderr)
     return EXIT_USAGE if problems else 0
 
 
@@ -348,13 +370,16 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         import orjson
 
+        from shardline.redact import SECRETS
+
         payload: dict[str, Any] = {
             "stream_arn": stream_arn,
             "shards": [row.as_dict() for row in rows],
         }
         if snapshot is not None:
             payload["snapshot"] = snapshot
-        sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
+        text = orjson.dumps(SECRETS.redact_value(payload), option=orjson.OPT_INDENT_2).decode()
+        sys.stdout.write(text + "\n")
         return 0
     from rich.console import Console
 

@@ -4,11 +4,18 @@ Each worker owns a :class:`Metrics` with its own registry, so several workers in
 process (tests, embedded use) never collide. Event counters are named after Lambda's
 event-source-mapping counts where one exists (polled, filtered out, invoked, failed,
 dropped, delivered to the failure destination).
+
+Label values never carry a secret: sinks are labelled by their URL with the password and
+secret query values masked (``SinkOptions.name``), and :meth:`Metrics.exposition`, what
+``/metrics`` serves, masks every known secret of the process
+(:data:`shardline.redact.SECRETS`) in the whole text as a last line of defence.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from shardline.redact import SECRETS
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -111,6 +118,11 @@ class Metrics:
         self.snapshot_segments_done = Counter(
             "shardline_snapshot_segments_done", "Snapshot segments finished here", registry=r
         )
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format, every known secret masked."""
+        text = generate_latest(self.registry).decode("utf-8")
+        return SECRETS.redact(text).encode("utf-8")
 
     def forget_shard(self, shard_id: str) -> None:
         """Drop per-shard series once a shard is no longer consumed here."""

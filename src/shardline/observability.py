@@ -18,7 +18,10 @@ While serving, the registry also carries ``shardline_ready`` and ``shardline_hea
 (1 or 0, the worker's answer at scrape time): a worker that holds no lease and is not
 ready is one that sees unowned leases it has not taken (or one still starting).
 
-:class:`JsonFormatter` writes one JSON object per log line (``--log-format json``).
+:class:`JsonFormatter` writes one JSON object per log line (``--log-format json``),
+:class:`TextFormatter` one line of text. Both mask secrets (:data:`shardline.redact.SECRETS`
+and :func:`~shardline.redact.redact_text`'s patterns) in the message, the extras and the
+traceback; ``/metrics`` and ``/health`` answers are masked the same way.
 """
 
 from __future__ import annotations
@@ -30,13 +33,20 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shardline.metrics import Metrics
+from shardline.redact import SECRETS, KnownSecrets
 
-__all__ = ["HealthSource", "JsonFormatter", "ObservabilityServer", "setup_logging"]
+__all__ = [
+    "HealthSource",
+    "JsonFormatter",
+    "ObservabilityServer",
+    "TextFormatter",
+    "setup_logging",
+]
 
 
 class HealthSource(Protocol):
@@ -113,16 +123,18 @@ class ObservabilityServer:
         await self.stop()
 
     def current_health(self) -> dict[str, Any]:
-        """The worker's answer, or "not started" before there is a worker."""
+        """The worker's answer (secrets masked), or "not started" before there is a worker."""
         if self.health_source is None:
             return dict(_UNKNOWN)
         try:
-            return dict(self.health_source.health())
+            health = dict(self.health_source.health())
         except Exception as exc:
-            return {"ready": False, "healthy": False, "leases": 0, "detail": repr(exc)}
+            health = {"ready": False, "healthy": False, "leases": 0, "detail": repr(exc)}
+        masked: dict[str, Any] = SECRETS.redact_value(health)
+        return masked
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self.metrics.registry)
+        body = self.metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -167,12 +179,28 @@ _STANDARD = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}  # fmt: skip
 
 
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message`` (and the traceback), secrets masked."""
+
+    def __init__(self, secrets: KnownSecrets = SECRETS) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.secrets.redact(super().format(record))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``time``, ``level``, ``logger``, ``message``, extras.
 
     ``extra={...}`` fields of a log call are added as keys; an exception adds
-    ``exc_type`` and ``exc_info`` (the formatted traceback).
+    ``exc_type`` and ``exc_info`` (the formatted traceback). Secrets are masked in every
+    string (an extra that is not plain JSON data is written, masked, as its ``str``).
     """
+
+    def __init__(self, secrets: KnownSecrets = SECRETS) -> None:
+        super().__init__()
+        self.secrets = secrets
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -189,16 +217,16 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             entry["exc_type"] = record.exc_info[0].__name__
             entry["exc_info"] = "".join(traceback.format_exception(*record.exc_info))
-        return json.dumps(entry, default=str)
+        return json.dumps(self.secrets.redact_value(entry))
 
 
 def setup_logging(level: str = "INFO", log_format: str = "text") -> None:
-    """Configure the root logger for ``--log-level`` and ``--log-format text|json``."""
+    """Configure the root logger for ``--log-level`` and ``--log-format text|json``.
+
+    Replaces the root logger's handlers with one on stderr whose formatter masks secrets.
+    """
     handler = logging.StreamHandler()
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -27,7 +27,7 @@ from typing import Any, Self, TypeVar
 import orjson
 
 from shardline.aws.backoff import Backoff
-from shardline.aws.credentials import load_credentials
+from shardline.aws.credentials import load_credentials, remember_credentials
 from shardline.aws.deadlines import attempt_timeout
 from shardline.aws.endpoints import ResolvedEndpoint, botocore_session, resolve_endpoint
 from shardline.aws.errors import error_from_response
@@ -98,6 +98,7 @@ class AwsJsonClient:
         self._url = endpoint.url
         self._target_prefix = TARGET_PREFIXES[service]
         self._credentials = credentials
+        self._last_frozen: Any = None
         self._settings = settings
         self._backoff = Backoff(settings.base_backoff, settings.max_backoff, rng)
         self._sleep = sleep
@@ -267,11 +268,19 @@ class AwsJsonClient:
         return redact_url(self.endpoint_url)
 
     async def _frozen_credentials(self) -> Any:
-        """Current credentials; a due refresh runs off the event loop (it may do I/O)."""
+        """Current credentials; a due refresh runs off the event loop (it may do I/O).
+
+        New ones (a refresh) are added to the masked secrets.
+        """
         refresh_needed = getattr(self._credentials, "refresh_needed", None)
         if refresh_needed is not None and refresh_needed():
-            return await asyncio.to_thread(self._credentials.get_frozen_credentials)
-        return self._credentials.get_frozen_credentials()
+            frozen = await asyncio.to_thread(self._credentials.get_frozen_credentials)
+        else:
+            frozen = self._credentials.get_frozen_credentials()
+        if frozen != self._last_frozen:
+            remember_credentials(frozen)
+            self._last_frozen = frozen
+        return frozen
 
     def _http(self) -> Transport:
         if self._pool is None and self.proxy is not None:

@@ -1,4 +1,7 @@
-"""The AWS credentials of a botocore session: refreshable when the source is."""
+"""The AWS credentials of a botocore session: refreshable when the source is.
+
+Credentials read here are added to :data:`shardline.redact.SECRETS` (never printed).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ import botocore.exceptions
 import botocore.session
 
 from shardline.errors import ConfigError, CredentialsError
+from shardline.redact import SECRETS
 
-__all__ = ["load_credentials"]
+__all__ = ["load_credentials", "remember_credentials"]
 
 
 def load_credentials(session: botocore.session.Session) -> Any:
@@ -24,4 +28,10 @@ def load_credentials(session: botocore.session.Session) -> Any:
         raise CredentialsError(f"cannot load AWS credentials: {exc}") from exc
     if frozen is None or not frozen.access_key or not frozen.secret_key:
         raise CredentialsError(f"no AWS credentials were found: {hint}")
+    remember_credentials(frozen)
     return credentials
+
+
+def remember_credentials(frozen: Any) -> None:
+    """Add frozen credentials (key id, secret key, session token) to the masked secrets."""
+    SECRETS.add(frozen.access_key, frozen.secret_key, frozen.token)

@@ -373,6 +373,7 @@ def _s3_storage(sink: DeltaSink, context: SinkContext) -> dict[str, str]:
     """deltalake's S3 settings from botocore's credentials and the sink's endpoint."""
     import botocore.session
 
+    from shardline.aws.credentials import remember_credentials
     from shardline.aws.endpoints import region_or_aws_region
 
     s3 = sink.s3_settings
@@ -383,6 +384,7 @@ def _s3_storage(sink: DeltaSink, context: SinkContext) -> dict[str, str]:
     options: dict[str, str] = {"conditional_put": "etag"}
     if credentials is not None:
         frozen = credentials.get_frozen_credentials()
+        remember_credentials(frozen)
         options["AWS_ACCESS_KEY_ID"] = frozen.access_key
         options["AWS_SECRET_ACCESS_KEY"] = frozen.secret_key
         if frozen.token:

@@ -9,6 +9,9 @@ from keys beside ``url`` (the file wins). Options every sink understands:
 ``secret_env`` the environment variable holding the URL's password or secret
 
 A secret is never written in a URL on the command line: ``secret_env=VAR`` names it.
+Every secret a sink's URL or options carry (a URL's password, ``secret_env``'s value,
+``secret=``, an ``Authorization`` header) is added to :data:`shardline.redact.SECRETS`
+as it is read, so that no log line, error or metric shows it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from shardline.errors import ConfigError
+from shardline.redact import SECRETS, redact_text, redact_url, secrets_in_options, secrets_in_url
 
 __all__ = ["COMMON_OPTIONS", "SinkOptions", "mask_url", "parse_bool", "parse_sink_url"]
 
@@ -68,6 +72,7 @@ class SinkOptions:
                 f"sink {self.name}: secret_env={variable} but the environment variable "
                 f"{variable} is not set"
             )
+        SECRETS.add(value, *secrets_in_options({"secret": value}))
         return value
 
     def reject_unknown(self, known: frozenset[str]) -> None:
@@ -93,7 +98,9 @@ def parse_sink_url(
     driver parameter given there goes into the URL too.
     """
     if "://" not in url:
-        raise ConfigError(f"sink {url!r} is not a URL (e.g. postgresql://user@host/db?table=t)")
+        raise ConfigError(
+            f"sink {mask_url(url)!r} is not a URL (e.g. postgresql://user@host/db?table=t)"
+        )
     parts = urlsplit(url)
     kept: dict[str, str] = {}
     options: dict[str, Any] = {}
@@ -102,6 +109,7 @@ def parse_sink_url(
             kept[key] = str(value)
         else:
             options[key] = value
+    SECRETS.add(*secrets_in_url(url), *secrets_in_options({**kept, **options}))
     query = urlencode(kept, quote_via=quote)  # values as they were sent, re-encoded
     bare = urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
     return SinkOptions(
@@ -110,22 +118,11 @@ def parse_sink_url(
 
 
 def mask_url(url: str) -> str:
-    """``url`` with the password (``user:secret@``) and secret-like query values masked."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        if ":" in userinfo:
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:***@{host}"
-    query = "&".join(
-        f"{k}=***" if k.lower() in _SECRET_KEYS else f"{k}={v}"
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """``url`` with the password (``user:secret@``) and secret-like query values masked.
 
-
-_SECRET_KEYS = frozenset({"password", "secret", "token", "sslpassword", "api_key"})
+    A libpq keyword DSN (``host=db password=secret``) gets its ``password=`` masked.
+    """
+    return redact_url(url) if "://" in url else redact_text(url)
 
 
 def parse_bool(value: Any) -> bool:

@@ -78,11 +78,15 @@ def _s3_dataset(sink: ArchiveSink) -> Any:
     import pyarrow.dataset as ds
     import pyarrow.fs as pafs
 
+    from shardline.aws.credentials import remember_credentials
+
     store = sink.store
     assert isinstance(store, S3Store)
     session = botocore.session.Session(profile=store.profile)
     credentials = session.get_credentials()
     frozen = credentials.get_frozen_credentials() if credentials else None
+    if frozen is not None:
+        remember_credentials(frozen)
     endpoint = store.endpoint_url or ""
     filesystem = pafs.S3FileSystem(
         access_key=frozen.access_key if frozen else None,
