@@ -174,10 +174,7 @@ if __name__ == "__main__":
     import orjson
 
     name = sys.argv[1]
-    if name == "many-patched":
-        result = measure_many_shards(quick=True, extra=("--patch-pause",))
-    else:
-        runners = {"many": run_many_shards, "memory": run_bounded_memory, "startup": run_startup}
-        result = runners[name](quick=True)
+    runners = {"many": run_many_shards, "memory": run_bounded_memory, "startup": run_startup}
+    result = runners[name](quick=True)
     result.pop("samples_mb", None)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())

@@ -73,24 +73,6 @@ def make_handler(kind: str, tally: Tally, sleep: float) -> Any:
     return {"none": none, "new_image": new_image, "sleep": sleeper, "stamp": stamp}[kind]
 
 
-def patch_pause() -> None:
-    """Experiment (--patch-pause): ShardConsumer._pause on ``asyncio.timeout`` instead of
-    ``asyncio.wait_for``, which wraps every idle sleep in a new Task on Python 3.11."""
-    from shardline.consumer import ShardConsumer
-
-    async def _pause(self: Any, seconds: float) -> None:
-        if seconds > 0:
-            try:
-                async with asyncio.timeout(seconds):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-        self._wake.clear()
-        self._check_signals()
-
-    ShardConsumer._pause = _pause  # type: ignore[method-assign]
-
-
 def undo_optimisations(names: list[str]) -> None:
     """Experiment (--undo): put back what an optimisation replaced, to measure its gain.
 
@@ -130,8 +112,6 @@ def undo_optimisations(names: list[str]) -> None:
 async def run_shardline(args: argparse.Namespace) -> None:
     import shardline
 
-    if args.patch_pause:
-        patch_pause()
     undo_optimisations(args.undo.split(",") if args.undo else [])
     from shardline.aws.settings import AwsSettings
 
@@ -253,7 +233,6 @@ def main() -> None:
     parser.add_argument("--failover-time", type=float, default=10.0)
     parser.add_argument("--report", type=float, default=0.5)
     parser.add_argument("--undo", help="experiment: gc-pause,signer (see undo_optimisations)")
-    parser.add_argument("--patch-pause", action="store_true", help="experiment, see patch_pause")
     parser.add_argument("--gc", default="on", help="on, off, or gen0,gen1,gen2 thresholds")
     parser.add_argument("--event-loop", default="auto", help="auto, uvloop or asyncio")
     args = parser.parse_args()

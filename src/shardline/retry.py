@@ -78,6 +78,8 @@ class Retry:
     """Give up after this many failed tries (``None``: never)."""
     max_wait: float | None = None
     """Give up instead of waiting longer than this (e.g. a long ``Retry-After``)."""
+    on_retry: OnRetry | None = None
+    """Told of each failure that will be retried (unless :meth:`run` is given another)."""
 
     def too_long(self, wait: float) -> bool:
         return self.max_wait is not None and wait > self.max_wait
@@ -87,6 +89,7 @@ class Retry:
 
     async def run(self, attempt: Callable[[], Awaitable[T]], on_retry: OnRetry | None = None) -> T:
         """Await ``attempt()`` until it returns; retriable errors are retried after a pause."""
+        on_retry = on_retry or self.on_retry
         failures = 0
         while True:
             try:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from shardline.aws.client import AwsJsonClient
 from shardline.config import ConsumerConfig
-from shardline.consumer import ConsumerSettings, ConsumerState, ShardConsumer
+from shardline.consumer import ConsumerSettings, EndReason, ShardConsumer
 from shardline.retry import backoff_delay
 from shardline.errors import LeaseTableError, ShardlineError
 from shardline.leases.coordinator import CoordinatorSettings, LeaseCoordinator
@@ -354,7 +354,7 @@ class Worker:
             for running in self._running.values():
                 running.consumer.wake()
 
-    async def consumer_finished(self, shard_id: str, token: str, reason: str) -> None:
+    async def consumer_finished(self, shard_id: str, token: str, reason: EndReason) -> None:
         """A consumer ended: hand its lease back unless it was lost.
 
         After a failure the lease is kept for a backoff (1 s doubling to 60 s per shard)
@@ -365,16 +365,16 @@ class Worker:
         if running is not None and running.consumer.token == token:
             del self._running[shard_id]
             self.metrics.forget_shard(shard_id)
-        if reason == ConsumerState.FAILED:
+        if reason == EndReason.FAILED:
             failures = self._failures.get(shard_id, 0) + 1
             self._failures[shard_id] = failures
             # hold the lease for a backoff, but not past a shutdown
             await wait_event(self._stopping, min(2 ** (failures - 1), 60))
         else:
             self._failures.pop(shard_id, None)
-        if reason not in (ConsumerState.LEASE_LOST, ConsumerState.HANDED_OVER):
+        if reason not in (EndReason.LEASE_LOST, EndReason.HANDED_OVER):
             await self._coordinator.release(shard_id, token)
-        if reason == ConsumerState.SHARD_ENDED:
+        if reason == EndReason.SHARD_ENDED:
             self._coordinator.request_take()
             self._sync_now.set()  # clean up grandparents whose children have now started
 
@@ -397,6 +397,6 @@ class Worker:
     def shard_states(self) -> dict[str, tuple[str, int]]:
         """Per held shard: consumer state and records processed (for status views)."""
         return {
-            key: (r.consumer.state, r.consumer.records_processed)
+            key: (r.consumer.status, r.consumer.records_processed)
             for key, r in self._running.items()
         }

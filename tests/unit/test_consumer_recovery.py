@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from shardline.consumer import ConsumerSettings, ShardConsumer
+from shardline.consumer import ConsumerSettings, EndReason, ShardConsumer
 from shardline.errors import (
     ExpiredIteratorError,
     ResourceNotFoundError,
@@ -94,7 +94,7 @@ class Host:
     async def hand_over(self, shard_id: str, token: str) -> None:
         raise AssertionError("nobody asks for these leases")
 
-    async def consumer_finished(self, shard_id: str, token: str, reason: str) -> None:
+    async def consumer_finished(self, shard_id: str, token: str, reason: EndReason) -> None:
         self.finished.append(reason)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shardline.config import ConsumerConfig
-from shardline.consumer import ConsumerSettings, ConsumerState, ShardConsumer
+from shardline.consumer import ConsumerSettings, ConsumerState, EndReason, ShardConsumer
 from shardline.errors import ConfigError
 from shardline.leases.handoff import (
     HandoffStep,
@@ -157,9 +157,9 @@ def consumer_for(host: HandoffHost, processor: RecordProcessor, executor: Any) -
     )
 
 
-def state_of(consumer: ShardConsumer) -> ConsumerState:
-    """The state read afresh (a type checker keeps ``consumer.state`` narrowed across awaits)."""
-    return consumer.state
+def end_of(consumer: ShardConsumer) -> EndReason | None:
+    """The end reason read afresh (a type checker keeps attributes narrowed across awaits)."""
+    return consumer.end_reason
 
 
 async def test_a_handoff_mid_batch_finishes_the_batch_checkpoints_then_hands_over() -> None:
@@ -175,7 +175,7 @@ async def test_a_handoff_mid_batch_finishes_the_batch_checkpoints_then_hands_ove
         await asyncio.wait_for(task, 10)
     assert host.calls == ["initialize", "records [1, 2]", "checkpoint 2", "shutdown_requested",
                           "hand_over", "lease_lost"]  # fmt: skip
-    assert state_of(consumer) is ConsumerState.HANDED_OVER
+    assert end_of(consumer) is EndReason.HANDED_OVER
     assert host.finished == ["handed-over"]
 
 
@@ -195,7 +195,7 @@ async def test_a_lease_that_moved_while_waiting_is_dropped_without_initializing(
         consumer = consumer_for(host, processor, executor)
         await asyncio.wait_for(consumer.run(), 10)
     assert host.calls == ["still_holds"]
-    assert consumer.state is ConsumerState.LEASE_LOST and host.finished == ["lease-lost"]
+    assert consumer.end_reason is EndReason.LEASE_LOST and host.finished == ["lease-lost"]
 
 
 async def test_a_shard_that_did_not_wait_reads_nothing_extra() -> None:
