@@ -1,5 +1,5 @@
-"""Child processes that never outlive shardline, and the stop signals of the commands
-that start them (``shardline demo``, ``shardline multilang``).
+"""Child processes that never outlive shardline (``shardline demo``'s workers,
+``shardline multilang``'s record processors), and the stop signals of ``shardline demo``.
 
 - :func:`die_with_parent` gives a ``preexec_fn`` for :class:`subprocess.Popen` /
   :func:`asyncio.create_subprocess_exec` that asks Linux to send the child a signal

@@ -26,7 +26,8 @@ secret_env = "PG_PASSWORD"
 variable is a :class:`ConfigError` naming it, so secrets stay out of the file. Every
 option of ``shardline run`` may also come from ``SHARDLINE_<OPTION>`` (e.g.
 ``SHARDLINE_TABLE``, ``SHARDLINE_FAILOVER_TIME``, ``SHARDLINE_SINK``). Precedence: flags,
-then ``SHARDLINE_*`` variables, then the file, then the defaults.
+then ``SHARDLINE_*`` variables, then the file, then the defaults
+(:mod:`shardline.run_options` merges them).
 """
 
 from __future__ import annotations

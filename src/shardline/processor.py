@@ -93,18 +93,24 @@ class RecordProcessor:
 
 
 class AsyncRecordProcessor:
-    """Base class of ``async def`` processors, run on the event loop."""
+    """Base class of ``async def`` processors, run on the event loop.
+
+    As :class:`RecordProcessor`: ``process_records`` must be overridden, the default
+    ``shard_ended`` checkpoints SHARD_END, the other hooks do nothing.
+    """
 
     async def initialize(self, initialization: InitializationInput) -> None:
         """Called once before the first batch."""
 
     async def process_records(self, batch: ProcessRecordsInput) -> None:
+        """Handle one batch; checkpoint with ``batch.checkpointer`` when it suits you."""
         raise NotImplementedError
 
     async def lease_lost(self, lost: LeaseLostInput) -> None:
         """The shard now belongs to another worker."""
 
     async def shard_ended(self, ended: ShardEndedInput) -> None:
+        """Checkpoint SHARD_END so the shard's children may start."""
         await ended.checkpointer.checkpoint_async()
 
     async def shutdown_requested(self, request: ShutdownRequestedInput) -> None:

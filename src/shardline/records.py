@@ -1,9 +1,12 @@
 """Stream records and DynamoDB-JSON decoding.
 
-A :class:`StreamRecord` wraps one record dict exactly as ``orjson`` parsed it from a
-GetRecords answer. Nothing is decoded up front: the key and image maps are turned into
-plain Python values on first access and cached, so a processor that only looks at
-``event_name`` or ``sequence_number`` pays for no decoding at all.
+A :class:`StreamRecord` wraps one record of a GetRecords answer as
+:mod:`shardline.streams.wire` parsed it: the envelope (ids, sequence number, times) in a
+struct, the ``Keys``, ``NewImage`` and ``OldImage`` maps still JSON text. Nothing is
+decoded up front: a map becomes plain Python values on first access
+(:func:`decode_item_json`) and is cached, so a processor that only looks at
+``event_name`` or ``sequence_number`` pays for no decoding at all. :func:`decode_value`
+and :func:`decode_item` decode maps that are already parsed (DynamoDB JSON as dicts).
 
 Decoding follows DynamoDB's own types:
 

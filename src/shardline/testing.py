@@ -103,7 +103,7 @@ class LocalStreams:
 
     @property
     def endpoint_url(self) -> str:
-        """The stack's ``http://127.0.0.1:<port>``."""
+        """The stack's ``http://<host>:<port>`` (``127.0.0.1`` unless ``host`` was given)."""
         return self.stack.endpoint_url
 
     @property

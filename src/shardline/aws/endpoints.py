@@ -100,6 +100,7 @@ def _probe(client: Any, service: str) -> ResolvedEndpoint:
 
 
 def botocore_session(settings: AwsSettings) -> botocore.session.Session:
+    """A botocore session with ``settings.profile`` (None: the default profile)."""
     return botocore.session.Session(profile=settings.profile)
 
 

@@ -52,7 +52,8 @@ def cut_batch(buffer: Sequence[T], batch_size: int) -> tuple[list[T], list[T]]:
 
 
 def records_within_bytes(sizes: Iterable[int], batch_bytes: int) -> int:
-    """How many leading records fit in ``batch_bytes`` (at least one; 0 bytes: no limit)."""
+    """How many leading records fit in ``batch_bytes`` (at least one); -1 when
+    ``batch_bytes`` is 0 or less (no limit)."""
     if batch_bytes <= 0:
         return -1
     total = 0

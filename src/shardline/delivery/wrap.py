@@ -37,14 +37,15 @@ def wrap_processor(
 ) -> ProcessorFactory:
     """The per-shard processor factory for ``handler`` under ``delivery_config``.
 
-    With no config and not ``lambda_mode`` this is :func:`shardline.processor_factory`
-    (nothing changes). Otherwise ``handler`` must be a function: ``handle(records)``
-    (``handle(records, window)`` with tumbling windows), or, in ``lambda_mode``, a
-    Lambda ``handler(event, context)``; ``lambda_mode`` with no config uses Lambda's
-    defaults. With ``sinks``, ``handler`` may be ``None``; each batch goes to the handler
-    first, then to every sink (see :mod:`shardline.sinks.fanout`). ``stream_arn`` may be a
-    zero-argument callable (the worker resolves the
-    ARN at start). The destination endpoint defaults to ``aws.endpoint_url``.
+    With no config, not ``lambda_mode`` and no ``sinks`` this is
+    :func:`shardline.processor.processor_factory` (nothing changes). Otherwise
+    ``handler`` must be a function: ``handle(records)`` (``handle(records, window)`` with
+    tumbling windows), or, in ``lambda_mode``, a Lambda ``handler(event, context)``;
+    ``lambda_mode`` with no config uses Lambda's defaults. With ``sinks``, ``handler``
+    may be ``None``; each batch goes to the handler first, then to every sink (see
+    :mod:`shardline.sinks.fanout`). ``stream_arn`` may be a zero-argument callable (the
+    worker resolves the ARN at start). The destination endpoint defaults to
+    ``aws.endpoint_url``.
     """
     if delivery_config is None and not lambda_mode and not sinks:
         return plain_processor_factory(handler)

@@ -76,6 +76,7 @@ def item_from_lease(lease: Lease) -> Item:
 
 
 def key_of(lease_key: str) -> Item:
+    """The DynamoDB key of the lease item ``lease_key``."""
     return {KEY: {"S": lease_key}}
 
 

@@ -56,6 +56,7 @@ class LeaseTable:
         self._check_schema(description)
 
     async def exists(self) -> bool:
+        """Whether the lease table exists (DescribeTable)."""
         return await self._describe() is not None
 
     async def _describe(self) -> dict[str, Any] | None:
@@ -111,6 +112,7 @@ class LeaseTable:
             params = {**params, "ExclusiveStartKey": last}
 
     async def get_lease(self, key: str) -> Lease | None:
+        """One lease, read consistently; None when there is no such lease item."""
         answer = await self.dynamodb.call(
             "GetItem", {"TableName": self.name, "Key": f.key_of(key), "ConsistentRead": True}
         )
@@ -330,6 +332,7 @@ class LeaseTable:
         )
 
     async def delete(self, key: str) -> None:
+        """Delete a lease item, unconditionally."""
         await self.dynamodb.call("DeleteItem", {"TableName": self.name, "Key": f.key_of(key)})
 
     async def _bump(

@@ -1,7 +1,9 @@
 """``shardline local`` flags: :func:`register_local_arguments` and :func:`serve_from_args`.
 
-The CLI calls both, so the flags, their help and their mapping to :func:`serve` live
-next to the local stack. ``python -m shardline.local`` uses them too.
+The CLI calls both, so the flags, their help and their mapping to
+:func:`~shardline.local.server.serve` live next to the local stack;
+``python -m shardline.local`` uses them too. The defaults of ``--host``, ``--port`` and
+``--region`` are :data:`~shardline.local.settings.LOCAL`'s.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def register_local_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def serve_from_args(args: argparse.Namespace) -> None:
-    """Run :func:`serve` with the flags :func:`register_local_arguments` added."""
+    """Run :func:`~shardline.local.server.serve` with the flags
+    :func:`register_local_arguments` added."""
     from shardline.local.server import serve  # the server pulls in moto: only when serving
 
     serve(

@@ -101,14 +101,17 @@ def process_records(records: Sequence[WireRecord], millis_behind_latest: int) ->
 
 
 def lease_lost() -> bytes:
+    """``leaseLost``: the lease moved to another worker; the child must not checkpoint."""
     return _line({"action": LEASE_LOST})
 
 
 def shard_ended() -> bytes:
+    """``shardEnded``: every record was delivered; the child checkpoints SHARD_END."""
     return _line({"action": SHARD_ENDED})
 
 
 def shutdown_requested() -> bytes:
+    """``shutdownRequested``: the daemon is stopping; the child may checkpoint."""
     return _line({"action": SHUTDOWN_REQUESTED})
 
 

@@ -2,8 +2,9 @@
 
 A :class:`Sink` is one target of one run (a PostgreSQL table, a DynamoDB table, ...). It
 owns what is shared across shards -- connections, the target's schema -- and hands out one
-:class:`ShardSink` per shard lease, as a processor is made per lease. The rules every sink
-keeps, and that the delivery path (:mod:`shardline.sinks.fanout`) relies on:
+:class:`ShardSink` per shard lease, as a processor is made per lease. The rules between
+every sink and the delivery path (:mod:`shardline.sinks.fanout`), numbered as in
+docs/sinks.md:
 
 1. **A write is a flush.** :meth:`ShardSink.write` returns only when the batch is durable
    in the target; only then is the batch checkpointed. A write that raises is not
@@ -24,7 +25,10 @@ keeps, and that the delivery path (:mod:`shardline.sinks.fanout`) relies on:
    failure path.
 5. **Lease loss stops writes.** :meth:`ShardSink.close` with ``lost=True`` is called when
    the lease is gone; the sink must not start another write for that shard.
-6. **A sink may size its batches.** :attr:`Sink.batch_hint` (a :class:`BatchHint`) asks for
+6. **Fan-out.** With several sinks (and/or a handler), the handler runs first, then every
+   sink writes the batch concurrently; the batch is checkpointed when all of them hold
+   it, and retried for all when one fails (rule 2 makes that safe).
+7. **A sink may size its batches.** :attr:`Sink.batch_hint` (a :class:`BatchHint`) asks for
    batches of up to so many records / bytes, cut at least every so many seconds (an
    archive writes one file per batch). The hint applies when the run's ``batch_size`` and
    batching window are left at their defaults; with several hints the smallest value of
@@ -177,7 +181,7 @@ class Sink(abc.ABC):
     transform: Transform | None = None
     #: Lambda filter patterns choosing this sink's records (``None``: every record).
     filter_criteria: Any = None
-    #: The batches this sink would like (rule 6); ``None``: the run's settings as they are.
+    #: The batches this sink would like (rule 7); ``None``: the run's settings as they are.
     batch_hint: BatchHint | None = None
 
     @abc.abstractmethod

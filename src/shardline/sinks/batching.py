@@ -1,4 +1,4 @@
-"""Pure: the delivery settings of a run whose sinks ask for batch sizes (contract rule 6)."""
+"""Pure: the delivery settings of a run whose sinks ask for batch sizes (contract rule 7)."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ _TIMEOUT = re.compile(r"\A\d+(ms|s|min)?\Z")
 class PostgresSink(Sink):
     """Replicates a DynamoDB table into a PostgreSQL table.
 
-    Build it from a URL with :meth:`from_url` or directly::
+    Build it from a URL with :func:`~shardline.sinks.registry.sink_from_url` or directly::
 
         PostgresSink("postgresql://app@db:5432/app", table="orders", snapshot=True)
     """

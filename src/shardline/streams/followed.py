@@ -35,6 +35,7 @@ class FollowedStreams:
 
     @property
     def latest(self) -> str:
+        """The newest stream ARN followed."""
         return self.arns[-1]
 
     def stream_of(self, shard_id: str) -> str:

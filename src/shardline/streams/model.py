@@ -24,6 +24,7 @@ class Shard:
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Shard:
+        """A shard from DescribeStream's ``Shard`` shape."""
         seq_range = data.get("SequenceNumberRange") or {}
         return cls(
             shard_id=data["ShardId"],

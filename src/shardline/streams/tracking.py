@@ -55,4 +55,5 @@ def is_drained(stream: TrackedStream, leases: Mapping[str, Lease], *, pending: b
 
 
 def has_leases(stream: TrackedStream, leases: Mapping[str, Lease]) -> bool:
+    """Whether any shard of the stream has a lease."""
     return any(shard.shard_id in leases for shard in stream.shards)
