@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         CredentialsError,
         LeaseTableError,
         ResourceNotFoundError,
+        WorkerFailedError,
     )
     from shardline.sinks.base import SinkError
 
@@ -56,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except user_errors as exc:
         print(f"shardline: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except WorkerFailedError as exc:  # logged with its traceback when it happened
+        print(f"shardline: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except Exception:  # a bug: its traceback, secrets masked (Python would print them)

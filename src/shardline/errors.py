@@ -126,3 +126,7 @@ class CheckpointDependencyError(CheckpointError):
 
 class LeaseTableError(ShardlineError):
     """The lease table exists but is not a KCL lease table, or belongs to another stream."""
+
+
+class WorkerFailedError(ShardlineError):
+    """A worker stopped itself: one of its background loops kept failing."""

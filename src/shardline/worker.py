@@ -1,7 +1,10 @@
 """Worker: wiring and lifecycle of one consumer process.
 
-A worker resolves the stream, makes sure the lease table exists, keeps leases in sync
-with the shard graph, and runs one :class:`ShardConsumer` per held lease.
+A worker resolves the stream, makes sure the lease table exists, runs its hooks (the
+sinks), keeps leases in step with the shard graph (:class:`ShardSyncer`), holds leases
+(:class:`LeaseCoordinator`) and runs one :class:`ShardConsumer` per held lease. Its
+background loops are supervised: one that keeps dying stops the worker, and
+:meth:`Worker.run` then raises :class:`WorkerFailedError`.
 """
 
 from __future__ import annotations
@@ -15,19 +18,16 @@ from typing import Protocol
 from shardline.aws.client import AwsJsonClient
 from shardline.config import ConsumerConfig
 from shardline.consumer import ConsumerSettings, EndReason, ShardConsumer
-from shardline.retry import backoff_delay
-from shardline.errors import LeaseTableError, ShardlineError
+from shardline.errors import WorkerFailedError
 from shardline.leases.coordinator import CoordinatorSettings, LeaseCoordinator
-from shardline.leases.model import SHARD_END, TRIM_HORIZON, Lease
-from shardline.leases.ownership import tracks_another_stream
+from shardline.leases.model import SHARD_END, Lease
 from shardline.leases.table import LeaseTable
 from shardline.metrics import Metrics
 from shardline.processor import ProcessorFactory
+from shardline.shard_sync import ShardSyncer
 from shardline.streams.client import StreamsClient, resolve_stream_arn, validate_stream_arn
 from shardline.streams.followed import FollowedStreams
-from shardline.streams.model import Shard
-from shardline.streams.shards import build_lineage, leases_to_delete, may_start
-from shardline.streams.tracking import plan_leases
+from shardline.supervisor import Supervisor
 from shardline.waiting import wait_event
 
 log = logging.getLogger("shardline.worker")
@@ -63,7 +63,8 @@ class Worker:
         self.hooks = hooks
         self.processor_factory = processor_factory
         self.metrics = metrics or Metrics()
-        self.stream_arn: str | None = None
+        self.failure: WorkerFailedError | None = None
+        self._resolved_arn: str | None = None
         self._running: dict[str, _Running] = {}
         self._executor = ThreadPoolExecutor(
             max_workers=config.processor_threads, thread_name_prefix="shardline-processor"
@@ -73,28 +74,46 @@ class Worker:
         self._table: LeaseTable | None = None
         self._coordinator: LeaseCoordinator | None = None
         self._followed: FollowedStreams | None = None
-        self._sync_now = asyncio.Event()
+        self._syncer: ShardSyncer | None = None
+        self._supervisor = Supervisor(self._loop_failed)
         self._failures: dict[str, int] = {}
         self._stopping = asyncio.Event()
         self._stop = asyncio.Event()
-        self._ownership_checked = False
         self.started = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then shut down gracefully and release the leases."""
+        """Run until ``stop`` is set, then shut down gracefully and release the leases.
+
+        Raises :class:`WorkerFailedError` after that shutdown when a background loop
+        kept dying (the worker stopped itself).
+        """
         self._stop = stop
         try:
             await self._start()
             self.started.set()
-            sync_task = asyncio.create_task(self._sync_loop())
+            assert self._syncer is not None
+            self._supervisor.start("shard sync", self._syncer.run)
             await stop.wait()
-            sync_task.cancel()
-            await asyncio.gather(sync_task, return_exceptions=True)
+            await self._supervisor.stop()
             await self._shutdown()
         finally:
             await self._close()
+        if self.failure is not None:
+            raise self.failure
+
+    def _loop_failed(self, name: str, error: BaseException) -> None:
+        """A supervised loop kept dying: stop the worker, which then fails."""
+        self.failure = WorkerFailedError(
+            f"the worker stopped: its {name} loop kept failing ({error!r})"
+        )
+        self._stop.set()
+
+    @property
+    def stream_arn(self) -> str | None:
+        """The stream followed (the latest one once shards were synced)."""
+        return self._followed.latest if self._followed is not None else self._resolved_arn
 
     async def _start(self) -> None:
         cfg = self.config
@@ -105,15 +124,23 @@ class Worker:
         for client in (self._dynamodb, streams_aws):
             client.on_throttle = self._count_throttle
         self._streams = StreamsClient(streams_aws)
-        self.stream_arn = await self._resolve_stream()
+        self._resolved_arn = await self._resolve_stream()
         self._followed = FollowedStreams(
-            self._streams, self._dynamodb, table=cfg.table, arn=self.stream_arn
+            self._streams, self._dynamodb, table=cfg.table, arn=self._resolved_arn
         )
         self._table = LeaseTable(self._dynamodb, cfg.lease_table_name)
         await self._table.ensure_exists()
+        self._syncer = ShardSyncer(
+            self._streams,
+            self._followed,
+            self._table,
+            starting_position=cfg.starting_position,
+            cleanup_leases=cfg.cleanup_leases,
+            interval=cfg.shard_sync_interval,
+        )
         for hook in self.hooks:
             await hook.before_consuming(self, self._stop)
-        await self._first_sync()
+        await self._syncer.first_sync(self._stop)
         self._coordinator = LeaseCoordinator(
             self._table,
             CoordinatorSettings(
@@ -130,6 +157,7 @@ class Worker:
             on_lost=self._on_lost,
             on_handoff=self._on_handoff,
             metrics=self.metrics,
+            on_fatal=self._loop_failed,
         )
         await self._coordinator.start()
         log.info(
@@ -188,71 +216,10 @@ class Worker:
         for hook in self.hooks:
             await hook.after_close()
 
-    # --- shard sync ------------------------------------------------------------------
-
     async def sync_shards(self) -> None:
-        """Create leases for new shards and delete finished ones whose children started."""
-        assert self._followed is not None and self._table is not None
-        leases = {lease.key: lease for lease in await self._table.list_leases()}
-        if not self._ownership_checked:
-            await self._followed.adopt_older_streams(leases)
-        described = await self._followed.refresh()
-        self.stream_arn = self._followed.latest
-        shards = tuple(shard for stream in described for shard in stream.shards)
-        if not self._ownership_checked:
-            self._check_ownership(list(leases.values()), shards)
-        plan = plan_leases(described, leases, self.config.starting_position)
-        for new in plan:
-            lease = Lease(
-                key=new.shard_id, checkpoint=new.checkpoint, parent_shard_ids=new.parent_shard_ids
-            )
-            if await self._table.create_if_not_exists(lease):
-                log.info("created lease %s at %s", new.shard_id, new.checkpoint)
-        self._followed.drop_drained(described, leases, {new.shard_id for new in plan})
-        if not self.config.cleanup_leases:
-            return
-        for key in leases_to_delete(leases, build_lineage(shards)):
-            log.info("deleting finished lease %s (its children have started)", key)
-            await self._table.delete(key)
-
-    def _check_ownership(self, leases: list[Lease], shards: tuple[Shard, ...]) -> None:
-        if tracks_another_stream(leases, shards):
-            raise LeaseTableError(
-                f"lease table {self.config.lease_table_name} holds leases of another stream "
-                f"(none of its {len(leases)} leases is a shard of {self.stream_arn}); "
-                "use a different --application or --lease-table for this stream"
-            )
-        self._ownership_checked = True
-
-    async def _first_sync(self) -> None:
-        """The first shard sync; a retriable failure (throttling, a slow answer) is retried.
-
-        The endpoint has answered already (the stream was resolved), so a failure here is
-        the service pushing back, not a mistake of the user's.
-        """
-        failures = 0
-        while True:
-            try:
-                await self.sync_shards()
-                return
-            except ShardlineError as exc:
-                if not exc.retriable or self._stop.is_set():
-                    raise
-                failures += 1
-                delay = backoff_delay(failures, 0.5, 5.0)
-                log.warning("first shard sync failed (%s); retrying in %.1fs", exc, delay)
-                await wait_event(self._stop, delay)
-
-    async def _sync_loop(self) -> None:
-        while True:
-            await wait_event(self._sync_now, self.config.shard_sync_interval)
-            self._sync_now.clear()
-            try:
-                await self.sync_shards()
-            except ShardlineError as exc:
-                log.warning("shard sync failed, will retry: %s", exc)
-            except Exception:
-                log.exception("shard sync failed unexpectedly, will retry")
+        """One shard sync now (see :class:`ShardSyncer`)."""
+        assert self._syncer is not None, "the worker has not started"
+        await self._syncer.sync()
 
     # --- coordinator callbacks -------------------------------------------------------
 
@@ -322,28 +289,13 @@ class Worker:
         await self._coordinator.release(shard_id, token)
 
     async def parents_done(self, lease: Lease) -> bool:
-        assert self._table is not None
-        parents: dict[str, Lease] = {}
-        for parent_id in lease.parent_shard_ids:
-            parent = await self._table.get_lease(parent_id)
-            if parent is not None:
-                parents[parent_id] = parent
-        return may_start(lease, parents)
+        assert self._syncer is not None
+        return await self._syncer.parents_done(lease)
 
     async def discover_children(self, shard_id: str) -> frozenset[str]:
         """At shard end: list the children at once and create their leases."""
-        assert self._streams is not None and self._table is not None
-        assert self._followed is not None
-        children = await self._streams.child_shards(self._followed.stream_of(shard_id), shard_id)
-        for child in children:
-            lease = Lease(
-                key=child.shard_id, checkpoint=TRIM_HORIZON, parent_shard_ids=frozenset({shard_id})
-            )
-            if await self._table.create_if_not_exists(lease):
-                log.info("created lease %s for a child of %s", child.shard_id, shard_id)
-        if not children:
-            self._sync_now.set()
-        return frozenset(child.shard_id for child in children)
+        assert self._syncer is not None
+        return await self._syncer.create_child_leases(shard_id)
 
     async def write_checkpoint(
         self, shard_id: str, token: str, value: str, sub: int, children: frozenset[str] | None
@@ -376,7 +328,8 @@ class Worker:
             await self._coordinator.release(shard_id, token)
         if reason == EndReason.SHARD_ENDED:
             self._coordinator.request_take()
-            self._sync_now.set()  # clean up grandparents whose children have now started
+            if self._syncer is not None:  # clean up grandparents whose children have started
+                self._syncer.request()
 
     def health(self) -> dict[str, object]:
         """For health endpoints: ready when leases are held or none are available;

@@ -1,7 +1,10 @@
 """The lease coordinator: renew what we hold, take what is due, release on request.
 
 The decisions (which leases to take, when a lease is expired) live in pure modules;
-this module only runs the loops and talks to the lease table.
+this module only runs the loops and talks to the lease table. The renewal and take
+loops run under a :class:`~shardline.supervisor.Supervisor`: a lease-table error ends a
+round (logged, the next round retries); anything else kills the loop, which the
+supervisor logs and restarts, and reports through ``on_fatal`` if it keeps dying.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from shardline.leases.scan_pace import (
 )
 from shardline.leases.table import LeaseTable
 from shardline.metrics import Metrics
+from shardline.supervisor import OnFatal, Supervisor
 from shardline.waiting import wait_event
 
 log = logging.getLogger("shardline.leases")
@@ -89,6 +93,10 @@ class CoordinatorSettings:
         return min(self.take_interval, 0.25)
 
 
+def _loops_stopped(name: str, error: BaseException) -> None:
+    """Without an ``on_fatal``: the supervisor's log line is all there is to do."""
+
+
 class LeaseCoordinator:
     """Owns this worker's view of the lease table and its held leases."""
 
@@ -103,6 +111,7 @@ class LeaseCoordinator:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        on_fatal: OnFatal | None = None,
     ) -> None:
         self.table = table
         self.settings = settings
@@ -114,7 +123,7 @@ class LeaseCoordinator:
         self._rng = rng or random.Random()
         self._expiry = ExpiryTracker(settings.failover_time)
         self._held: dict[str, HeldLease] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops = Supervisor(on_fatal or _loops_stopped)
         self._asked: dict[str, asyncio.Task[None]] = {}  # handoffs we asked for
         self._handing_over: dict[str, str] = {}  # held lease -> the next owner that asked
         self._take_now = asyncio.Event()
@@ -130,10 +139,8 @@ class LeaseCoordinator:
     async def start(self) -> None:
         """Reclaim our own leases (a restart keeps them), then start renewing and taking."""
         await self._reclaim_own_leases()
-        self._tasks = [
-            asyncio.create_task(self._every(self.settings.renew_interval, self.renew_all)),
-            asyncio.create_task(self._take_loop()),
-        ]
+        self._loops.start("lease renewal", self._renew_loop)
+        self._loops.start("lease take", self._take_loop)
 
     def stop_taking(self) -> None:
         """Stop acquiring leases (first step of a graceful shutdown); renewals go on."""
@@ -143,10 +150,9 @@ class LeaseCoordinator:
         """Stop the loops; with ``release``, hand every held lease back at once."""
         self._taking = False
         asked = dict(self._asked)
-        for task in [*self._tasks, *asked.values()]:
+        for task in asked.values():
             task.cancel()
-        await asyncio.gather(*self._tasks, *asked.values(), return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(self._loops.stop(), *asked.values(), return_exceptions=True)
         if release:
             await asyncio.gather(
                 *(self.release(key) for key in list(self._held)),
@@ -325,8 +331,8 @@ class LeaseCoordinator:
                 self.last_observation = None  # retry at the fast pace
                 log.warning("lease take round failed, will retry: %s", exc)
             except Exception:
-                self.last_observation = None
-                log.exception("lease take round failed unexpectedly, will retry")
+                self.last_observation = None  # after the restart, at the fast pace
+                raise
             await wait_event(self._take_now, self.next_scan_in())
             self._take_now.clear()
 
@@ -487,12 +493,10 @@ class LeaseCoordinator:
         except ShardlineError as exc:
             log.warning("could not withdraw the handoff of lease %s: %s", key, exc)
 
-    async def _every(self, interval: float, action: Callable[[], Awaitable[None]]) -> None:
+    async def _renew_loop(self) -> None:
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.settings.renew_interval)
             try:
-                await action()
+                await self.renew_all()
             except ShardlineError as exc:
                 log.warning("lease renewal round failed: %s", exc)
-            except Exception:
-                log.exception("lease renewal round failed unexpectedly")
