@@ -231,14 +231,16 @@ def _setup_logging(level: str, log_format: str = "text") -> None:
     """
     from shardline.observability import TextFormatter, setup_logging
 
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     if log_format == "json":
         setup_logging(level, log_format)
     elif not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(TextFormatter())
         logging.basicConfig(level=level.upper(), handlers=[handler])
-        logging.captureWarnings(True)
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    else:
+        return
+    logging.captureWarnings(True)
 
 
 # --- commands --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """A careless processor for tests/integration/test_secrets.py: it logs the credentials it
-can see in its environment, and its first call fails with an error that quotes one.
+can see in its environment, and its first call warns and fails with messages that quote
+them.
 
 shardline cannot stop user code from writing secrets into a log call; its log formatters
 must still keep them off the log lines.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 from shardline.records import StreamRecord
 
@@ -24,4 +26,5 @@ def handle(records: list[StreamRecord]) -> None:
     log.warning("leaky: %d records with %s and %s", len(records), secret_key, token)
     log.info("leaky: signing with %s", os.environ.get("HOOK_SIGNING"), extra={"tok": token})
     if _calls == 1:
+        warnings.warn(f"leaky: deprecated token {token}", UserWarning, stacklevel=1)
         raise RuntimeError(f"leaky: cannot log in with {os.environ.get('PG_PASS')}")

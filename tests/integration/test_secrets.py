@@ -328,7 +328,7 @@ def test_run_masks_every_secret_in_logs_metrics_health_and_status(
     assert 'sink="postgresql://leaky:***@' in metrics and 'sink="http://hook:***@' in metrics
     assert json.loads(health)["healthy"] is True
     assert "records with *** and ***" in logs
-    assert "cannot log in with ***" in logs
+    assert "cannot log in with ***" in logs and "deprecated token ***" in logs
     if log_format == "json":
         lines = [json.loads(line) for line in logs.splitlines()]
         assert any(line.get("tok") == "***" for line in lines)
