@@ -22,24 +22,24 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from shardline.checkpoint import Checkpointer
 from shardline.delivery.batching import batch_ready, cut_batch, lane_of, records_within_bytes
 from shardline.delivery.config import DeliveryConfig
-from shardline.delivery.destinations import Destination, document_name
-from shardline.delivery.document import FailedBatch, encode, failure_documents
+from shardline.delivery.destinations import Destination
+from shardline.delivery.document import FailedBatch
+from shardline.delivery.failure_path import FailurePath
 from shardline.delivery.frontier import Frontier
+from shardline.delivery.handler_call import HandlerCall, Verdict
 from shardline.delivery.invoke import Invoker, StreamArn, TumblingWindow, resolve_arn
 from shardline.delivery.plan import (
     MAXIMUM_RECORD_AGE_EXCEEDED,
     RETRY_ATTEMPTS_EXHAUSTED,
     Attempt,
     expired_prefix,
-    first_failure,
     plan_failure,
 )
-from shardline.delivery.windows import Window, WindowState, window_of
+from shardline.delivery.windows import WindowState, window_of
 from shardline.errors import CheckpointError, ShutdownError
 from shardline.lambda_compat import lambda_record
 from shardline.metrics import Metrics
@@ -53,7 +53,6 @@ from shardline.processor import (
 )
 from shardline.records import StreamRecord
 from shardline.retry import Backoff, Retry
-from shardline.sinks.base import SinkError
 from shardline.waiting import wait_event
 
 log = logging.getLogger("shardline.delivery")
@@ -76,14 +75,6 @@ class _Lane:
 
     def busy(self) -> bool:
         return self.task is not None and not self.task.done()
-
-
-@dataclass(frozen=True)
-class _Result:
-    failed_from: int | None = None  # None: success
-    error_type: str = ""
-    error_message: str = ""
-    response: Any = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +107,12 @@ class DeliveryProcessor(AsyncRecordProcessor):
         self._checkpointer: Checkpointer | None = None
         self._backoff = Backoff(settings.retry_base_delay, settings.retry_max_delay)
         self._retry = Retry(self._backoff, pause=self._sleep)
+        self._call = HandlerCall(
+            invoker,
+            report_batch_item_failures=config.report_batch_item_failures,
+            retry=self._retry,
+            metrics=self._metrics,
+        )
         self._checkpoint_lock = asyncio.Lock()
         self._written: str | None = None
         self._stopping = asyncio.Event()
@@ -335,7 +332,8 @@ class DeliveryProcessor(AsyncRecordProcessor):
             attempt = Attempt(attempt.records, attempt.failures, attempt.invocations + 1)
             if result.failed_from is None:
                 self._done(attempt.records)
-                self._keep_state(result.response)
+                if self._window is not None:
+                    self._window.keep(result.response)
                 continue
             plan = plan_failure(
                 attempt,
@@ -369,7 +367,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
         )
         if count == 0:
             return attempt
-        expired = _Result(0, "MaximumRecordAgeExceeded", "records older than the maximum age")
+        expired = Verdict(0, "MaximumRecordAgeExceeded", "records older than the maximum age")
         await self._give_up(
             attempt.records[:count], MAXIMUM_RECORD_AGE_EXCEEDED, attempt.invocations, expired
         )
@@ -377,60 +375,18 @@ class DeliveryProcessor(AsyncRecordProcessor):
 
     async def _invoke(
         self, records: list[StreamRecord], window: TumblingWindow | None = None
-    ) -> _Result:
-        """Invoke the handler; a sink that pushes back is waited for and invoked again
-        without counting an attempt (its target is busy, the records are fine)."""
-        window = window or self._window_for_call()
-        pushback = replace(self._retry, retriable=_is_pushback)
-        return await pushback.run(lambda: self._invoke_once(records, window), self._pushed_back)
-
-    async def _invoke_once(
-        self, records: list[StreamRecord], window: TumblingWindow | None
-    ) -> _Result:
-        self._metrics.invocations.inc()
-        try:
-            response = await self._invoke_handler(records, window)
-        except ShutdownError:
-            raise
-        except Exception as exc:
-            if _is_pushback(exc):
-                raise
-            return self._failed(records, exc)
-        return self._judge(records, response)
-
-    def _pushed_back(self, error: Exception, failures: int, delay: float) -> None:
-        self._metrics.sink_pushbacks.inc()
-        log.warning("shard %s: %s; retrying (the target pushed back)", self._shard_id, error)
-
-    def _failed(self, records: list[StreamRecord], exc: Exception) -> _Result:
-        self._metrics.invocation_failures.inc()
-        log.warning(
-            "shard %s: handler failed on %d records %s..%s: %s",
-            self._shard_id,
-            len(records),
-            records[0].sequence_number if records else "-",
-            records[-1].sequence_number if records else "-",
-            exc if isinstance(exc, SinkError) else repr(exc),
-        )
-        return _Result(0, type(exc).__name__, str(exc))
-
-    def _judge(self, records: list[StreamRecord], response: Any) -> _Result:
-        if not self.config.report_batch_item_failures or not records:
-            return _Result(response=response)
-        failed_from = first_failure(response, [r.sequence_number for r in records])
-        if failed_from is None:
-            return _Result(response=response)
-        self._metrics.invocation_failures.inc()
-        seq = records[failed_from].sequence_number
-        return _Result(failed_from, "BatchItemFailure", f"the handler reported {seq} as failed")
+    ) -> Verdict:
+        return await self._call(self._shard_id, records, window or self._window_for_call())
 
     # --- giving up -----------------------------------------------------------------------
 
     async def _give_up(
-        self, records: list[StreamRecord], condition: str, attempts: int, result: _Result
+        self, records: list[StreamRecord], condition: str, attempts: int, result: Verdict
     ) -> None:
-        destination = self._settings.destination
+        destination, m = self._settings.destination, self._metrics
         assert destination is not None, "DeliveryConfig requires on_failure with limits"
+        on_failure = self.config.on_failure or ""
+        path = FailurePath(destination, on_failure=on_failure, retry=self._retry, metrics=m)
         failed = FailedBatch(
             shard_id=self._shard_id,
             stream_arn=resolve_arn(self._settings.stream_arn),
@@ -440,51 +396,22 @@ class DeliveryProcessor(AsyncRecordProcessor):
             error_type=result.error_type,
             error_message=result.error_message,
         )
-        for document in failure_documents(failed, max_bytes=destination.max_bytes):
-            await self._send(destination, document)
-        self._metrics.records_dropped.inc(len(records))
-        self._metrics.destination_deliveries.inc()
-        log.error(
-            "shard %s: gave up on %d records %s..%s (%s after %d attempts); sent to %s",
-            self._shard_id,
-            len(records),
-            records[0].sequence_number,
-            records[-1].sequence_number,
-            condition,
-            attempts,
-            self.config.on_failure,
-        )
+        await path.give_up(failed)
         self._done(records)
-
-    async def _send(self, destination: Destination, document: dict[str, Any]) -> None:
-        info = document["DDBStreamBatchInfo"]
-        name = document_name(self._shard_id, info["startSequenceNumber"], info["endSequenceNumber"])
-
-        def unsent(error: Exception, failures: int, delay: float) -> None:
-            log.error(
-                "shard %s: could not send a failed batch to %s (%r); retrying in %.1fs",
-                self._shard_id,
-                self.config.on_failure,
-                error,
-                delay,
-            )
-
-        await self._retry.run(lambda: destination.send(name, encode(document)), unsent)
 
     # --- tumbling windows ----------------------------------------------------------------
 
     def _window_due(self, lane: _Lane) -> bool:
         """The open window is over (by the clock, or a later record is waiting)."""
-        if self._window is None:
-            return False
-        end = self._window.window.end
-        return self._now() >= end or any(_created(r) >= end for r in lane.buffer[:1])
+        waiting = _created(lane.buffer[0]) if lane.buffer else None
+        return self._window is not None and self._window.over(self._now(), waiting)
 
     async def _maybe_close_window(self, lane: _Lane) -> bool:
         """Open a window for the next record, or close the one that is over."""
         if self._window is None:
             if lane.buffer:
-                self._window = WindowState(self._open_window(lane.buffer[0]))
+                size = self.config.tumbling_window_in_seconds or 1
+                self._window = WindowState(window_of(_created(lane.buffer[0]), size))
             return False
         if not self._window_due(lane):
             return False
@@ -493,20 +420,11 @@ class DeliveryProcessor(AsyncRecordProcessor):
         await self._close_window(early=False)
         return True
 
-    def _open_window(self, first: StreamRecord) -> Window:
-        size = self.config.tumbling_window_in_seconds or 1
-        return window_of(_created(first), size)
-
     def _window_for_call(self, final: bool = False, early: bool = False) -> TumblingWindow | None:
         if self._window is None:
             return None
         start, end = self._window.window.iso()
         return TumblingWindow(start, end, self._shard_id, dict(self._window.state), final, early)
-
-    def _keep_state(self, response: Any) -> None:
-        if self._window is not None and isinstance(response, dict) and "state" in response:
-            state = response["state"]
-            self._window.state = dict(state) if isinstance(state, dict) else {}
 
     async def _close_window(self, *, early: bool) -> None:
         """The final invocation of the window (no records), then a checkpoint."""
@@ -571,8 +489,3 @@ class DeliveryProcessor(AsyncRecordProcessor):
 
 def _created(record: StreamRecord) -> float:
     return record.approximate_creation_seconds
-
-
-def _is_pushback(error: Exception) -> bool:
-    """A sink's target is busy (``SinkError(retriable=True)``): wait, it is no failure."""
-    return isinstance(error, SinkError) and error.retriable

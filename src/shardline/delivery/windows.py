@@ -35,6 +35,17 @@ class WindowState:
     window: Window
     state: dict[str, Any] = field(default_factory=dict)
 
+    def over(self, now: float, next_created: float | None) -> bool:
+        """Over by the clock, or because the next record waiting is of a later window."""
+        end = self.window.end
+        return now >= end or (next_created is not None and next_created >= end)
+
+    def keep(self, response: Any) -> None:
+        """Carry the ``state`` a handler returned to the window's next invocation."""
+        if isinstance(response, dict) and "state" in response:
+            state = response["state"]
+            self.state = dict(state) if isinstance(state, dict) else {}
+
 
 def window_of(when: float, size: int) -> Window:
     """The window of size ``size`` seconds containing time ``when``."""
