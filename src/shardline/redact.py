@@ -233,7 +233,10 @@ def secrets_in_environ(environ: Mapping[str, str]) -> list[str]:
 
 def secrets_in_url(url: str) -> list[str]:
     """The password of ``url`` (as written and decoded), the ``Authorization: Basic``
-    token it makes, and the values of secret query parameters."""
+    token it makes, and the values of secret query parameters; for a libpq keyword DSN
+    (``host=db password=pw``), its password."""
+    if "://" not in url:
+        return [_unquote_keyword(m["value"]) for m in _KEYWORD_PASSWORD.finditer(url)]
     try:
         parts = urlsplit(url)
         user, password = parts.username, parts.password
@@ -247,6 +250,17 @@ def secrets_in_url(url: str) -> list[str]:
     query = parse_qsl(parts.query, keep_blank_values=False)
     found += [value for name, value in query if _is_secret_param(name)]
     return found
+
+
+_KEYWORD_PASSWORD: Final = re.compile(
+    r"(?:^|\s)(?:ssl)?password\s*=\s*(?P<value>'(?:[^'\\]|\\.)*'|[^\s']+)"
+)
+
+
+def _unquote_keyword(value: str) -> str:
+    if value.startswith("'") and value.endswith("'"):
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
 
 
 def secrets_in_options(options: Mapping[str, Any]) -> list[str]:

@@ -98,6 +98,22 @@ def test_secrets_in_url() -> None:
     assert secrets_in_url("postgresql://app@db/app?sslmode=require") == []
 
 
+def test_secrets_in_a_keyword_dsn() -> None:
+    assert secrets_in_url("host=db password=hunter2 dbname=x") == ["hunter2"]
+    assert secrets_in_url("host=db password='a b\\'c' sslpassword=key-pass") == [
+        "a b'c",
+        "key-pass",
+    ]
+
+
+def test_a_postgres_sink_built_in_code_remembers_its_password() -> None:
+    from shardline.sinks.postgres import PostgresSink
+
+    sink = PostgresSink("host=db user=app password=kw-dsn-pass-1234", password="given-pass-1234")
+    assert "kw-dsn-pass-1234" in SECRETS and "given-pass-1234" in SECRETS
+    assert "kw-dsn-pass-1234" not in sink.name
+
+
 def test_secrets_in_options() -> None:
     options: dict[str, Any] = {
         "secret": "whsec_one,whsec_two",

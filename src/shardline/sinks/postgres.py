@@ -16,6 +16,7 @@ from typing import Any
 
 from shardline.errors import ConfigError
 from shardline.records import StreamRecord
+from shardline.redact import SECRETS, secrets_in_url
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.options import SinkOptions, mask_url, parse_bool
 from shardline.sinks.postgres_rows import RowBuilder
@@ -67,20 +68,22 @@ class PostgresSink(Sink):
         transform: Any = None,
         name: str | None = None,
     ) -> None:
+        name = name or mask_url(dsn)
+        SECRETS.add(password, *secrets_in_url(dsn))
         if mode not in ("state", "changelog"):
-            raise ConfigError(f"sink {name or dsn}: mode must be state or changelog, got {mode!r}")
+            raise ConfigError(f"sink {name}: mode must be state or changelog, got {mode!r}")
         if pool_size < 1:
-            raise ConfigError(f"sink {name or dsn}: pool_size must be at least 1")
+            raise ConfigError(f"sink {name}: pool_size must be at least 1")
         for label, value in (
             ("lock_timeout", lock_timeout),
             ("statement_timeout", statement_timeout),
         ):
             if not _TIMEOUT.match(value):
-                raise ConfigError(f"sink {name or dsn}: {label} must look like 5s or 500ms")
+                raise ConfigError(f"sink {name}: {label} must look like 5s or 500ms")
         if columns and mode != "state":
-            raise ConfigError(f"sink {name or dsn}: columns= works with mode=state only")
+            raise ConfigError(f"sink {name}: columns= works with mode=state only")
         self.dsn = dsn
-        self.name = name or mask_url(dsn)
+        self.name = name
         self.table_option = table
         self.mode = mode
         self.create = create
