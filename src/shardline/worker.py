@@ -79,6 +79,7 @@ class Worker:
         self._failures: dict[str, int] = {}
         self._stopping = asyncio.Event()
         self._stop = asyncio.Event()
+        self._halt = asyncio.Event()  # set by the worker itself: a loop kept dying
         self.started = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------
@@ -95,7 +96,7 @@ class Worker:
             self.started.set()
             assert self._syncer is not None
             self._supervisor.start("shard sync", self._syncer.run)
-            await stop.wait()
+            await _first_set(stop, self._halt)
             await self._supervisor.stop()
             await self._shutdown()
         finally:
@@ -104,11 +105,12 @@ class Worker:
             raise self.failure
 
     def _loop_failed(self, name: str, error: BaseException) -> None:
-        """A supervised loop kept dying: stop the worker, which then fails."""
+        """A supervised loop kept dying: stop the worker, which then fails. (The caller's
+        ``stop`` stays unset: a signal handler may count it as the first signal.)"""
         self.failure = WorkerFailedError(
             f"the worker stopped: its {name} loop kept failing ({error!r})"
         )
-        self._stop.set()
+        self._halt.set()
 
     @property
     def stream_arn(self) -> str | None:
@@ -141,6 +143,8 @@ class Worker:
         for hook in self.hooks:
             await hook.before_consuming(self, self._stop)
         await self._syncer.first_sync(self._stop)
+        if self._stop.is_set():
+            return  # stopped while the first sync was retried: take no lease
         self._coordinator = LeaseCoordinator(
             self._table,
             CoordinatorSettings(
@@ -353,3 +357,13 @@ class Worker:
             key: (r.consumer.status, r.consumer.records_processed)
             for key, r in self._running.items()
         }
+
+
+async def _first_set(*events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

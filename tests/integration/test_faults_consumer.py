@@ -106,8 +106,12 @@ def test_trimmed_records_are_reported_loudly(
     local.stack.configure(retention=0.5)
     try:
         time.sleep(1.0)  # version 1 is older than the retention now
-        write(table, 5, 2)
         with caplog.at_level(logging.ERROR), local.consume(lambda records: None, table) as run:
+            # written once the shard is being read, so that version 2 is read well inside
+            # the retention even when a busy machine slows the worker's start-up
+            worker = run.consumer.worker
+            run.wait_for(lambda: "processing" in {s for s, _ in worker.shard_states().values()})
+            write(table, 5, 2)
             run.wait_for(lambda: len(run.records) >= 5)
             write(table, 5, 3)
             run.wait_for(lambda: all(v[-1] == 3 for v in versions(run).values()))

@@ -21,11 +21,13 @@ from collections.abc import Collection, Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from shardline.errors import ShardlineError
 from shardline.leases.expiry import ExpiryTracker
 from shardline.metrics import Metrics
 from shardline.retry import Backoff, Retry
 from shardline.sinks.base import Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.segments import Segment, SegmentTable
+from shardline.supervisor import Supervisor
 from shardline.waiting import wait_event
 
 if TYPE_CHECKING:
@@ -166,12 +168,18 @@ class _CopyLoop:
         self._lock = asyncio.Lock()
 
     async def run(self) -> None:
-        renewer = asyncio.create_task(self._renew_loop())
+        assert self.segment is not None
+        renewals = Supervisor(self._renewals_failed)
+        renewals.start(f"snapshot renewal of {self.segment.key}", self._renew_loop)
         try:
             await self._copy()
         finally:
-            renewer.cancel()
-            await asyncio.gather(renewer, return_exceptions=True)
+            await renewals.stop()
+
+    def _renewals_failed(self, name: str, error: BaseException) -> None:
+        """The segment can no longer be renewed: stop copying it (it expires, and a
+        worker takes it over from its last recorded page)."""
+        self.segment = None
 
     async def _copy(self) -> None:
         while self.segment is not None and not self.stop.is_set():
@@ -239,6 +247,10 @@ class _CopyLoop:
         while True:
             await asyncio.sleep(self.run_.failover_time / 3)
             async with self._lock:
-                if self.segment is None:
+                segment = self.segment
+                if segment is None:
                     return
-                self.segment = await self.run_.table.renew(self.segment)
+                try:
+                    self.segment = await self.run_.table.renew(segment)
+                except ShardlineError as exc:  # the next renewal tries again
+                    log.warning("snapshot: renewing %s failed: %s", segment.key, exc)
