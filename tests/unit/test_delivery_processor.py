@@ -437,3 +437,54 @@ async def test_shutdown_waits_for_the_batch_in_flight_and_checkpoints() -> None:
     await asyncio.sleep(0.05)  # the batch is in flight
     await h.processor.shutdown_requested(ShutdownRequestedInput(SHARD, h.checkpointer))
     assert h.checkpoints() == [2]
+
+
+def keys_in_two_lanes() -> tuple[str, str]:
+    from shardline.delivery.batching import lane_of
+
+    def lane(key: str) -> int:
+        return lane_of({"pk": {"S": key}}, 2)
+
+    other = next(k for k in "abcdefgh" if lane(k) != lane("slow"))
+    return "slow", other
+
+
+async def test_lease_loss_ends_a_page_waiting_over_the_high_water() -> None:
+    release = asyncio.Event()
+
+    async def blocked(rs: list[StreamRecord]) -> None:
+        await release.wait()
+
+    h = await harness(blocked, batch_size=10)  # high water: 10 + 1000 buffered records
+    page = asyncio.create_task(h.page([record(i) for i in range(1, 1100)]))
+    await asyncio.sleep(0.1)
+    assert not page.done()  # the first batch is in flight, the rest over the high water
+    h.checkpointer.disable()  # what the consumer does when the lease is lost
+    with pytest.raises(ShutdownError):
+        await asyncio.wait_for(page, 10)
+    release.set()
+
+
+async def test_an_idle_lane_due_by_its_window_starts_while_the_page_waits() -> None:
+    slow, other = keys_in_two_lanes()
+    release = asyncio.Event()
+    delivered: list[str] = []
+
+    async def handler(rs: list[StreamRecord]) -> None:
+        if rs[0].keys["pk"] == slow:
+            await release.wait()
+        delivered.extend(str(r.keys["pk"]) for r in rs)
+
+    h = await harness(handler, batch_size=10, parallelization_factor=2,
+                      maximum_batching_window_in_seconds=0.2)  # fmt: skip
+    # one record of the other lane (not a full batch: due only when its window passes),
+    # then enough of the slow lane to stay over the high water (2 * 10 + 1000)
+    page = [record(1, key=other)] + [record(i, key=slow) for i in range(2, 1100)]
+    waiting = asyncio.create_task(h.page(page))
+    for _ in range(200):
+        if other in delivered:
+            break
+        await asyncio.sleep(0.02)
+    assert delivered == [other] and not waiting.done()
+    release.set()
+    await asyncio.wait_for(waiting, 10)

@@ -57,6 +57,8 @@ from shardline.waiting import wait_event
 
 log = logging.getLogger("shardline.delivery")
 
+_MIN_WAIT = 0.05  # seconds: the shortest wait for a lane that is due by time
+
 
 class _Stopped(Exception):
     """Internal: the processor is stopping; leave the lane, keep records undone."""
@@ -247,7 +249,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
             tasks = self._busy_lanes()
             if not tasks:
                 return
-            await self._wait_lanes(tasks, asyncio.FIRST_COMPLETED)
+            await self._wait_lanes(tasks, asyncio.FIRST_COMPLETED, self._next_lane_due())
             self._raise_if_lost()
             self._start_ready_lanes()
 
@@ -264,15 +266,30 @@ class DeliveryProcessor(AsyncRecordProcessor):
     def _busy_lanes(self) -> list[asyncio.Task[None]]:
         return [lane.task for lane in self._lanes if lane.task is not None and lane.busy()]
 
-    async def _wait_lanes(self, tasks: Iterable[asyncio.Task[None]], until: str) -> None:
+    async def _wait_lanes(
+        self, tasks: Iterable[asyncio.Task[None]], until: str, timeout: float | None = None
+    ) -> None:
         """Wait for lanes as ``until`` says, or less: stopping (or lease loss) ends it."""
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             waiting = asyncio.ensure_future(asyncio.wait(tasks, return_when=until))
-            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {waiting, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             waiting.cancel()
         finally:
             stopping.cancel()
+
+    def _next_lane_due(self) -> float | None:
+        """Seconds until an idle lane holding records is due by time (its batching window
+        or the tumbling window's end); ``None`` when there is no such lane."""
+        idle = [lane.since for lane in self._lanes if lane.since is not None and not lane.busy()]
+        if not idle:
+            return None
+        due = min(idle) + self.config.maximum_batching_window_in_seconds - time.monotonic()
+        if self._window is not None:
+            due = min(due, self._window.window.end - self._now())
+        return max(due, _MIN_WAIT)
 
     async def _join_lanes(self) -> None:
         tasks = [lane.task for lane in self._lanes if lane.task is not None]
