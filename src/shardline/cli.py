@@ -257,7 +257,11 @@ def _resolved(args: argparse.Namespace) -> Any:
     from shardline.run_options import resolve_run
 
     parser = _RUN_PARSERS[args.command]
-    return resolve_run(args, parser._actions, args.words, os.environ, KEYS)
+    flag_format = args.log_format
+    resolved = resolve_run(args, parser._actions, args.words, os.environ, KEYS)
+    if args.log_format != flag_format:  # SHARDLINE_LOG_FORMAT or the pipeline file said so
+        _setup_logging(args.log_level, args.log_format)
+    return resolved
 
 
 def _run(args: argparse.Namespace) -> int:

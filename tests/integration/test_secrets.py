@@ -274,7 +274,7 @@ headers = {{ Authorization = "Bearer ${{HOOK_BEARER}}" }}
     return str(path)
 
 
-@pytest.mark.parametrize("log_format", ["text", "json"])
+@pytest.mark.parametrize("log_format", ["text", "json", "SHARDLINE_LOG_FORMAT=json"])
 def test_run_masks_every_secret_in_logs_metrics_health_and_status(
     local_stack: Any,
     postgres: PostgresServer,
@@ -291,11 +291,15 @@ def test_run_masks_every_secret_in_logs_metrics_health_and_status(
         tmp_path / "pipeline.toml", local_stack, table, app, url, hook_url(receiver), port
     )
     out, err = tmp_path / "stdout", tmp_path / "stderr"
+    env, flags = dict(ENV), ["--log-format", log_format]
+    if log_format.startswith("SHARDLINE_"):  # the format from the environment, not a flag
+        name, _, log_format = log_format.partition("=")
+        env[name], flags = log_format, []
     with out.open("wb") as stdout, err.open("wb") as stderr:
         worker = subprocess.Popen(
             [sys.executable, "-m", "shardline.cli", "--log-level", "DEBUG", "run",
-             "--config", config, "--log-format", log_format],
-            env=ENV, cwd=ROOT, stdout=stdout, stderr=stderr,
+             "--config", config, *flags],
+            env=env, cwd=ROOT, stdout=stdout, stderr=stderr,
         )  # fmt: skip
     try:
         replica = pg_url(postgres, database, PG_PASSWORD)
