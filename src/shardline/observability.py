@@ -104,7 +104,9 @@ class ObservabilityServer:
         addresses = self._runner.addresses  # the bound (host, port, ...) of each socket
         if addresses:
             self.port = int(addresses[0][1])
-        logging.getLogger("shardline").info("metrics and health on %s", self.url)
+        logging.getLogger("shardline").info(
+            "metrics and health on %s (/metrics, /health)", self.url
+        )
         return self
 
     async def stop(self) -> None:

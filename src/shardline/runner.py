@@ -137,7 +137,6 @@ class Consumer:
             self.metrics, self.worker, host=self.metrics_host, port=self.metrics_port
         )
         async with server:
-            log.info("metrics and health on %s (/metrics, /health)", server.url)
             await self.worker.run(stop)
 
 
