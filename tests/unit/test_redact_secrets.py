@@ -114,6 +114,19 @@ def test_a_postgres_sink_built_in_code_remembers_its_password() -> None:
     assert "kw-dsn-pass-1234" not in sink.name
 
 
+def test_a_webhook_sink_built_in_code_remembers_its_secrets() -> None:
+    from shardline.sinks.webhook import WebhookSink
+
+    sink = WebhookSink(
+        "https://user:hook-pass-1234@hooks.example.com/in",
+        secret="whsec_a2V5LWluLWNvZGUtMTIzNA==",
+        headers={"Authorization": "Bearer code-token-1234"},
+    )
+    for secret in ("hook-pass-1234", "whsec_a2V5LWluLWNvZGUtMTIzNA==", "code-token-1234"):
+        assert secret in SECRETS
+    assert "hook-pass-1234" not in sink.name
+
+
 def test_secrets_in_options() -> None:
     options: dict[str, Any] = {
         "secret": "whsec_one,whsec_two",

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from shardline.errors import ConfigError
 from shardline.records import StreamRecord
+from shardline.redact import SECRETS, secrets_in_options, secrets_in_url
 from shardline.retry import Retry, WaitTooLong
 from shardline.sinks.base import ShardSink, Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.formats import cloudevent_headers, encode_batch
@@ -123,6 +124,10 @@ class WebhookSink(Sink):
         name: str | None = None,
     ) -> None:
         self.name = name or mask_url(url)
+        # built in code as well as from a URL: its secrets are never printed
+        SECRETS.add(
+            *secrets_in_url(url), *secrets_in_options({"secret": secret, "headers": headers or {}})
+        )
         self.url, basic = _without_userinfo(url)
         if batch < 1 or concurrency < 1 or retries < 0 or timeout <= 0 or connect_timeout <= 0:
             raise ConfigError(
