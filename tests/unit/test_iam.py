@@ -302,7 +302,7 @@ def test_command_asks_sts_only_with_resolve_account(
         asked.append((region, profile))
         return "777788889999"
 
-    monkeypatch.setattr(iam, "_caller_account", caller_account)
+    monkeypatch.setattr("shardline.iam.command._caller_account", caller_account)
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     args = ["iam-policy", "--table", "T", "--application", "a", "--region", "us-east-1"]
