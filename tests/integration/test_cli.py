@@ -138,3 +138,17 @@ def test_lease_table_of_another_stream_is_refused(
     )  # fmt: skip
     assert code == 2
     assert "holds leases of another stream" in error_lines(err)[0]
+
+
+def test_python_dash_m_shardline_is_the_command() -> None:
+    import subprocess
+    import sys
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "shardline", "run"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "give exactly one of --table or --stream-arn" in bad.stderr
+    helped = subprocess.run(
+        [sys.executable, "-m", "shardline", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert helped.returncode == 0 and "iam-policy" in helped.stdout
