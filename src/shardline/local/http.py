@@ -5,7 +5,7 @@ Each request goes, in order, to:
 1. the control endpoint, when its path starts with ``/_shardline/``;
 2. the fault rules (:mod:`shardline.local.faults`), which may throttle it, answer 500,
    drop the connection or fail a conditional write — before or after carrying it out;
-3. :class:`~shardline.local.patch.StreamsApi` when its ``X-Amz-Target`` starts with
+3. :class:`~shardline.local.streams_api.StreamsApi` when its ``X-Amz-Target`` starts with
    ``DynamoDBStreams_20120810.``, else moto's DynamoDB.
 """
 
@@ -23,9 +23,9 @@ from typing import Any, NoReturn
 import orjson
 
 from shardline.aws.protocol import JSON_CONTENT_TYPE, TARGET_PREFIXES
-from shardline.local import patch
 from shardline.local.faults import HTTP_KINDS, STREAMS_OPERATIONS, FaultRule
 from shardline.local.graph import GraphError
+from shardline.local.streams_api import Caller, StreamsApi
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class StackApp:
     def __init__(
         self,
         moto_app: WsgiApp,
-        api: patch.StreamsApi,
+        api: StreamsApi,
         default_region: str,
         control: ControlHandler | None = None,
     ) -> None:
@@ -100,7 +100,7 @@ class StackApp:
         if close is not None:
             close()
 
-    def _answer(self, operation: str, body: bytes, caller: patch.Caller) -> tuple[int, bytes]:
+    def _answer(self, operation: str, body: bytes, caller: Caller) -> tuple[int, bytes]:
         try:
             return 200, self.api.handle(operation, body, caller)
         except GraphError as exc:
@@ -109,11 +109,11 @@ class StackApp:
             log.exception("local stack: %s failed", operation)
             return 400, error_body("ValidationException", f"{operation}: {exc!r}")
 
-    def _caller(self, environ: dict[str, Any]) -> patch.Caller:
+    def _caller(self, environ: dict[str, Any]) -> Caller:
         match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
         access_key, region = match.groups() if match else ("", self.default_region)
         account = environ.get("HTTP_X_MOTO_ACCOUNT_ID") or account_for(access_key)
-        return patch.Caller(account_id=account, region=region)
+        return Caller(account_id=account, region=region)
 
     # --- faults ----------------------------------------------------------------------
 

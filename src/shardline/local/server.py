@@ -1,7 +1,7 @@
 """The embedded local stack: moto's DynamoDB plus a shard-graph DynamoDB Streams, one port.
 
 Requests whose ``X-Amz-Target`` starts with ``DynamoDBStreams_20120810.`` are answered
-by :class:`~shardline.local.patch.StreamsApi`; everything else goes to moto's app. The
+by :class:`~shardline.local.streams_api.StreamsApi`; everything else goes to moto's app. The
 control channel (:mod:`shardline.local.control`) and fault injection
 (:mod:`shardline.local.faults`) sit in front of both (:mod:`shardline.local.http`).
 
@@ -27,6 +27,8 @@ from shardline.local.faults import FaultRule, Faults
 from shardline.local.graph import ShardGraph
 from shardline.local.http import StackApp, account_for
 from shardline.local.settings import LOCAL, LocalStackSettings
+from shardline.local.streams_api import StreamsApi
+from shardline.local.tables import find_table, tables_in
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ class LocalStack:
         self.port = port
         self.region = region
         self._rng = random.Random(seed)
-        self.api = patch.StreamsApi(
+        self.api = StreamsApi(
             max_page_bytes=max_page_bytes,
             children_first=children_first,
             eager_shard_end=eager_shard_end,
@@ -260,7 +262,7 @@ class LocalStack:
 
     def graph(self, table_name: str) -> ShardGraph:
         """The shard graph of the table's stream (raises LookupError if it has none)."""
-        table = patch.find_table(_account_for(""), self.region, table_name)
+        table = find_table(_account_for(""), self.region, table_name)
         stream = patch.stream_of(table)
         if stream is None:
             raise LookupError(f"table {table_name} has no stream")
@@ -270,14 +272,14 @@ class LocalStack:
 
     def stream_arn(self, table_name: str) -> str:
         """The table's latest stream ARN."""
-        table = patch.find_table(_account_for(""), self.region, table_name)
+        table = find_table(_account_for(""), self.region, table_name)
         if not table.latest_stream_label:
             raise LookupError(f"table {table_name} has no stream")
         return f"{table.table_arn}/stream/{table.latest_stream_label}"
 
     def disable_stream(self, table_name: str) -> None:
         """Disable the table's stream: its open shards close, later writes make no records."""
-        table = patch.find_table(_account_for(""), self.region, table_name)
+        table = find_table(_account_for(""), self.region, table_name)
         self._backend().update_table_streams(table, {"StreamEnabled": False})
 
     def enable_stream(self, table_name: str, view_type: str | None = None) -> str:
@@ -285,7 +287,7 @@ class LocalStack:
 
         The old stream stays readable (DISABLED, every shard closed), as on AWS.
         """
-        table = patch.find_table(_account_for(""), self.region, table_name)
+        table = find_table(_account_for(""), self.region, table_name)
         old = patch.stream_of(table)
         view = view_type or (old.view_type if old is not None else "NEW_AND_OLD_IMAGES")
         spec = {"StreamEnabled": True, "StreamViewType": view}
@@ -317,7 +319,7 @@ class LocalStack:
         self._timers = [t for t in self._timers if t.is_alive()] + [timer]
 
     def _graphs(self) -> list[ShardGraph]:
-        streams = (patch.stream_of(t) for t in patch.tables_in(_account_for(""), self.region))
+        streams = (patch.stream_of(t) for t in tables_in(_account_for(""), self.region))
         return [stream.graph for stream in streams if stream is not None and stream.enabled]
 
     def _rollover_all(self) -> None:
