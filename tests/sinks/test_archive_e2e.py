@@ -44,9 +44,9 @@ def start_worker(
                "--shard-sync-interval", "1"]  # fmt: skip
     for url in sink.split(" "):
         command += ["--sink", url]
-    out = open(log, "ab")  # noqa: SIM115 - the process owns it
     env = {**os.environ, "ARCHIVE_CRASH": crash, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)
 
 
 def churn(stack: Any, table: str, rng: random.Random, steps: int) -> None:

@@ -61,6 +61,7 @@ def test_run_with_a_sink_url_replicates_and_stops_on_sigterm(
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait()
         log.close()
     text = (tmp_path / "worker.log").read_text()
     assert "secret" not in text.replace("secret_env", "").replace("PG_SECRET", "")

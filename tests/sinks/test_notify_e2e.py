@@ -49,6 +49,7 @@ def receiver() -> Iterator[Receiver]:
     asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
+    loop.close()
 
 
 def start_worker(stack: Any, table: str, app: str, worker: str, sinks: list[str], log: Path) -> Any:
@@ -58,9 +59,9 @@ def start_worker(stack: Any, table: str, app: str, worker: str, sinks: list[str]
                "--batch-size", "100", "--shard-sync-interval", "2"]  # fmt: skip
     for sink in sinks:
         command += ["--sink", sink]
-    out = open(log, "ab")  # noqa: SIM115 - the process owns it
     env = {**os.environ, "HOOK_SECRET": SECRET}
-    return subprocess.Popen(command, env=env, stdout=out, stderr=out)
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, env=env, stdout=out, stderr=out)
 
 
 def churn(stack: Any, table: str, rng: random.Random, steps: int, versions: dict[str, int]) -> None:

@@ -33,8 +33,8 @@ def start_worker(stack: Any, table: str, app: str, worker: str, sinks: list[str]
                "--batch-size", "200", "--shard-sync-interval", "2"]  # fmt: skip
     for sink in sinks:
         command += ["--sink", sink]
-    out = open(log, "ab")  # noqa: SIM115 - the process owns it
-    return subprocess.Popen(command, env=dict(os.environ), stdout=out, stderr=out)
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, env=dict(os.environ), stdout=out, stderr=out)
 
 
 def churn(stack: Any, table: str, rng: random.Random, steps: int) -> None:

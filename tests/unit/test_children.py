@@ -34,14 +34,14 @@ def _state(pid: int) -> str | None:
 @linux_only
 def test_a_child_dies_when_its_parent_is_killed() -> None:
     """``sleep`` ignores its stdin and has no peer: only the kernel's signal can end it."""
-    parent = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, process_group=0
-    )
-    assert parent.stdout is not None
-    child = int(parent.stdout.readline())
-    assert _state(child) not in (None, "Z")
-    parent.kill()
-    parent.wait()
+    ) as parent:  # closes its stdout pipe
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _state(child) not in (None, "Z")
+        parent.kill()
+        parent.wait()
     try:
         for _ in range(1200):  # a hang guard of about a minute, not a timing assertion
             if _state(child) in (None, "Z"):
