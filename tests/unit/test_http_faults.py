@@ -410,6 +410,29 @@ async def test_happy_eyeballs_moves_on_from_an_address_that_does_not_answer() ->
         full.close()
 
 
+async def test_a_socket_connected_as_the_caller_gives_up_is_closed() -> None:
+    """The caller's deadline may cancel open_socket just after an attempt connected, before
+    the race returns: that socket, which nobody will get, is closed, not left to the GC."""
+    loop = asyncio.get_running_loop()
+    real_connect = loop.sock_connect
+    connected: list[socket.socket] = []
+
+    async def connect_then_give_up(sock: socket.socket, address: Any) -> None:
+        await real_connect(sock, address)
+        connected.append(sock)
+        opening.cancel()  # the caller's deadline, in the same loop iteration
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        loop.sock_connect = connect_then_give_up  # type: ignore[method-assign]
+        try:
+            opening = asyncio.create_task(open_socket(loop, "127.0.0.1", listener.getsockname()[1]))
+            with pytest.raises(asyncio.CancelledError):
+                await opening
+        finally:
+            del loop.sock_connect
+    assert len(connected) == 1 and connected[0].fileno() == -1
+
+
 def test_ca_trust_is_botocores(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     assert ca_bundle_path(None) == certifi.where()

@@ -71,9 +71,15 @@ async def open_socket(
     if not infos:
         raise OSError(f"getaddrinfo({host!r}) returned no addresses")
     errors: list[OSError] = []
-    attempts = [_attempt(loop, info, errors, keepalive) for info in interleave(infos)]
-    sock: socket.socket | None
-    sock, _, _ = await staggered_race(attempts, delay)
+    connected: list[socket.socket] = []
+    attempts = [_attempt(loop, info, errors, connected, keepalive) for info in interleave(infos)]
+    sock: socket.socket | None = None
+    try:
+        sock, _, _ = await staggered_race(attempts, delay)
+    finally:
+        for other in connected:  # connected, but the caller gave up before the race returned
+            if other is not sock:
+                other.close()
     if sock is None:
         if len(errors) == 1:
             raise errors[0]
@@ -85,6 +91,7 @@ def _attempt(
     loop: asyncio.AbstractEventLoop,
     info: AddrInfo,
     errors: list[OSError],
+    connected: list[socket.socket],
     keepalive: tuple[int, int, int] | None,
 ) -> Callable[[], Awaitable[socket.socket]]:
     family, kind, proto, _, address = info
@@ -103,6 +110,7 @@ def _attempt(
         except BaseException:  # cancelled: another address won, or the caller gave up
             sock.close()
             raise
+        connected.append(sock)
         return sock
 
     return connect
