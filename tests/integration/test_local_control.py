@@ -103,7 +103,8 @@ def test_shards_streams_and_items_over_the_control_channel(stack: LocalStack) ->
 def test_unknown_control_paths_are_404(stack: LocalStack) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(f"{stack.endpoint_url}/_shardline/nothing")
-    assert caught.value.code == 404
+    with caught.value as error:  # the error holds the open response
+        assert error.code == 404
 
 
 def test_flags_map_to_the_stack() -> None:
@@ -123,20 +124,20 @@ def test_python_m_shardline_local_serves_with_faults() -> None:
     fault = "throttle:ops=ListStreams:count=1"
     command = [sys.executable, "-m", "shardline.local", "--port", "0", "--fault", fault,
                "--describe-page-size", "1"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        endpoint = re.search(r"http://127\.0\.0\.1:\d+", process.stdout.readline())
-        assert endpoint
-        client = boto3.client(
-            "dynamodbstreams", endpoint_url=endpoint.group(0), config=NO_RETRIES, **CREDENTIALS
-        )
-        with pytest.raises(ClientError, match="LimitExceededException"):
-            client.list_streams()
-        assert "Streams" in client.list_streams()
-        assert LocalControl(endpoint.group(0)).settings()["describe_page_size"] == 1
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            endpoint = re.search(r"http://127\.0\.0\.1:\d+", process.stdout.readline())
+            assert endpoint
+            client = boto3.client(
+                "dynamodbstreams", endpoint_url=endpoint.group(0), config=NO_RETRIES, **CREDENTIALS
+            )
+            with pytest.raises(ClientError, match="LimitExceededException"):
+                client.list_streams()
+            assert "Streams" in client.list_streams()
+            assert LocalControl(endpoint.group(0)).settings()["describe_page_size"] == 1
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=15) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()

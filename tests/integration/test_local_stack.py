@@ -615,19 +615,21 @@ def test_serve_prints_the_endpoint_and_stops_on_sigterm() -> None:
         "from shardline.local import serve; "
         "serve('127.0.0.1', 0, rollover_every=None, split_every=None, region='us-east-1')"
     )
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        endpoint = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        assert endpoint, line
-        client = boto3.client("dynamodbstreams", endpoint_url=endpoint.group(0), **CREDENTIALS)
-        assert "Streams" in client.list_streams()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            endpoint = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+            assert endpoint, line
+            client = boto3.client("dynamodbstreams", endpoint_url=endpoint.group(0), **CREDENTIALS)
+            assert "Streams" in client.list_streams()
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 def test_patching_is_idempotent(stack: LocalStack) -> None:

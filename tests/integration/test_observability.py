@@ -116,8 +116,8 @@ async def test_live_answers_while_the_loop_runs_and_not_when_it_is_blocked() -> 
 
         def probe() -> None:  # another thread, as the kubelet is another process
             try:
-                urllib.request.urlopen(f"{server.url}/health/live", timeout=0.5)
-                outcome.append("answered")
+                with urllib.request.urlopen(f"{server.url}/health/live", timeout=0.5):
+                    outcome.append("answered")
             except OSError:
                 outcome.append("no answer")
 

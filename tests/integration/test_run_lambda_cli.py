@@ -62,11 +62,13 @@ def test_lambda_handler_with_controls_destination_and_metrics(
         document = json.loads(next(dead.rglob("*.json")).read_text())
         assert "poison-1" in json.dumps(document)
 
-        scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            scraped = answer.read()
         families = {f.name: f for f in text_string_to_metric_families(scraped.decode())}
         polled = families["shardline_records_polled"].samples[0].value
         assert polled >= 4
-        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health").read())
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+            health = json.loads(answer.read())
         assert health["healthy"] is True
     finally:
         worker.send_signal(signal.SIGTERM)

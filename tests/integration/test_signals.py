@@ -113,6 +113,8 @@ def kill_and_check(process: subprocess.Popen[str], children: set[int]) -> None:
     """SIGKILL the parent; the kernel must end its children."""
     process.kill()
     process.wait()
+    if process.stderr is not None:
+        process.stderr.close()  # not read: the children may hold its other end
     try:
         wait_until(lambda: not running(children), GUARD, "the children to die with the parent")
     finally:

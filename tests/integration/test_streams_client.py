@@ -49,24 +49,22 @@ _SERVE = (
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", _SERVE],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
+    ) as process:  # closes the pipes and waits
+        assert process.stdin is not None and process.stdout is not None
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            port = int(process.stdout.readline())
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.stdin.close()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 @pytest.fixture(scope="module")
