@@ -55,6 +55,8 @@ class StackProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
         self._log.close()
 
 
@@ -87,10 +89,8 @@ class ChaosWorker:
         env = {**ENV, "CHAOS_FILE": str(out / "records.txt"), "CHAOS_WORKER": worker_id,
                "CHAOS_DELAY": str(delay)}  # fmt: skip
         self.log_path = out / f"worker-{worker_id}.log"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in reap()
-        self.process = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=self._log, stderr=self._log
-        )
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
         self.pid = str(self.process.pid)
         self.started = time.monotonic()
 
@@ -107,8 +107,6 @@ class ChaosWorker:
             self.process.kill()
             self.process.wait()
             return None
-        finally:
-            self._log.close()
 
 
 class Writer(threading.Thread):

@@ -188,6 +188,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         finally:
             for worker in driver.alive() if driver is not None else []:
                 worker.process.kill()
+                worker.reap(10)
             stack.stop()
 
 

@@ -242,6 +242,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
             driver.halt()
             for worker in driver.alive():
                 worker.process.kill()
+                worker.reap(10)
         stack.stop()
         target.close()
     rules = (*target.rules, "SIGTERM exits not 0", "tracebacks in worker logs")

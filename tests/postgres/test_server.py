@@ -100,12 +100,14 @@ def test_the_server_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
         "time.sleep(600)\n"
     )
     root = Path(__file__).resolve().parents[2]
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE)
-    assert parent.stdout is not None
-    server_pid = int(parent.stdout.readline())
-    os.kill(server_pid, 0)  # running
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
+    with subprocess.Popen(
+        [sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE
+    ) as parent:  # closes its stdout pipe
+        assert parent.stdout is not None
+        server_pid = int(parent.stdout.readline())
+        os.kill(server_pid, 0)  # running
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
