@@ -57,11 +57,13 @@ class ChildOutput(logging.Handler):
     def __exit__(self, *exc: object) -> None:
         logging.getLogger("shardline.multilang.stderr").removeHandler(self)
 
-    def matches(self, pattern: str) -> dict[str, list[str]]:
-        """Per shard, the group of every match of ``pattern`` (one group) in its output."""
+    def matches(self, pattern: str) -> dict[str, list[tuple[str, ...]]]:
+        """Per shard, the groups of every match of ``pattern`` in its output."""
         compiled = re.compile(pattern)
-        assert compiled.groups == 1, pattern
-        return {shard: compiled.findall(text) for shard, text in self.text.items()}
+        return {
+            shard: [match.groups() for match in compiled.finditer(text)]
+            for shard, text in self.text.items()
+        }
 
 
 def stream_records(endpoint_url: str, table: str) -> tuple[dict[str, list[str]], set[str]]:

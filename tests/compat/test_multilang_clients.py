@@ -108,7 +108,7 @@ async def test_kclpy_sample_app_unmodified(
 
     def seen(output: ChildOutput) -> dict[str, list[str]]:
         return {
-            shard: list(found)
+            shard: [groups[0] for groups in found]
             for shard, found in output.matches(r"Sequence Number: (\d+),").items()
         }
 
