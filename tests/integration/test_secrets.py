@@ -12,14 +12,12 @@ one. Every stdout and stderr line (text and JSON logs, DEBUG included), ``/metri
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -34,7 +32,7 @@ from psycopg import sql
 from tests.integration.support import create_stream_table, dynamodb, unique, wait_until
 from tests.postgres.server import HOST, PostgresServer, free_port, unique_database_name
 from tests.sinks.support import postgres_items
-from tests.sinks.webhook_receiver import Receiver
+from tests.sinks.webhook_receiver import Receiver, receiver_on_thread
 
 pytestmark = pytest.mark.integration
 
@@ -133,24 +131,8 @@ def database(postgres: PostgresServer, request: pytest.FixtureRequest) -> Iterat
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A webhook receiver verifying HOOK_SECRET, on its own thread and loop."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    server = Receiver(secrets=(HOOK_SECRET,))
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield server
-    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    with receiver_on_thread(Receiver(secrets=(HOOK_SECRET,))) as server:
+        yield server
 
 
 def pg_url(postgres: PostgresServer, database: str, password: str | None) -> str:

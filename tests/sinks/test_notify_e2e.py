@@ -6,14 +6,12 @@ each change comes in per-key order, and every request's signature verifies.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ import boto3
 import pytest
 
 from tests.integration.support import create_stream_table, dynamodb, unique, wait_until
-from tests.sinks.webhook_receiver import SECRET, Receiver
+from tests.sinks.webhook_receiver import SECRET, Receiver, receiver_on_thread
 
 pytestmark = pytest.mark.integration
 
@@ -32,24 +30,8 @@ KEYS = 20
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A receiver on its own thread and loop (the test itself blocks on subprocesses)."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    server = Receiver()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    ready.wait(10)
-    yield server
-    asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    with receiver_on_thread(Receiver()) as server:
+        yield server
 
 
 def start_worker(stack: Any, table: str, app: str, worker: str, sinks: list[str], log: Path) -> Any:

@@ -9,10 +9,13 @@ seconds) or ``"drop"`` (close the connection without an answer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
+import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,3 +127,27 @@ class Receiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+@contextlib.contextmanager
+def receiver_on_thread(server: Receiver) -> Iterator[Receiver]:
+    """Serve ``server`` on its own thread and loop (for tests that block on subprocesses)."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10), "the webhook receiver did not start"
+    try:
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
