@@ -174,7 +174,10 @@ if __name__ == "__main__":
     import orjson
 
     name = sys.argv[1]
-    runners = {"many": run_many_shards, "memory": run_bounded_memory, "startup": run_startup}
-    result = runners[name](quick=True)
+    if name == "many-without-lease-deadlines":  # experiment: see workers.undo_optimisations
+        result = measure_many_shards(quick=True, extra=("--undo", "lease-deadlines"))
+    else:
+        runners = {"many": run_many_shards, "memory": run_bounded_memory, "startup": run_startup}
+        result = runners[name](quick=True)
     result.pop("samples_mb", None)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())

@@ -79,10 +79,20 @@ def undo_optimisations(names: list[str]) -> None:
     ``gc-pause``: parse large JSON answers with the collector on (since GetRecords is
     parsed by msgspec, this only touches other answers, such as lease-table scans).
     ``signer``: sign with botocore's ``SigV4Auth`` on an ``AWSRequest``, as before.
+    ``lease-deadlines``: no per-call deadline on lease-table calls (as before issue 13,
+    point 3), to see what the deadline costs a worker whose endpoint is saturated.
     """
     import orjson
 
     from shardline.aws import client, parsing, protocol
+    from shardline.aws.settings import AwsSettings
+
+    if "lease-deadlines" in names:
+
+        def unchanged(self: AwsSettings, failover_time: float) -> AwsSettings:
+            return self
+
+        AwsSettings.with_lease_deadlines = unchanged  # type: ignore[method-assign]
 
     if "gc-pause" in names:
         parsing._loads_gc_paused = orjson.loads  # type: ignore[assignment]
