@@ -132,3 +132,35 @@ async def test_a_table_that_is_not_a_lease_table_is_refused(
     )
     with pytest.raises(LeaseTableError, match="not a KCL lease table"):
         await LeaseTable(client, name).ensure_exists()
+
+
+async def test_a_renewal_round_keeps_a_bounded_number_of_calls_in_flight(
+    table: LeaseTable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thousand renewals at once behind a slow endpoint would pass their deadline."""
+    from shardline.leases import coordinator as coordination
+
+    keys = [f"shard-{i:03d}" for i in range(coordination.RENEWALS_IN_FLIGHT + 40)]
+    for key in keys:
+        await table.create_if_not_exists(Lease(key=key))
+    a = coordinator(table, "worker-a", [], [])
+    await a.take_round()
+    assert sorted(a.held_keys()) == keys
+    in_flight, most = 0, 0
+    real_renew = table.renew
+
+    async def counting_renew(lease: Lease) -> Lease | None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            return await real_renew(lease)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(table, "renew", counting_renew)
+    await a.renew_all()
+    assert most == coordination.RENEWALS_IN_FLIGHT
+    renewed = {lease.key: lease.counter for lease in await table.list_leases()}
+    assert all(renewed[key] == 2 for key in keys)  # taken (1), then renewed once
+    await a.stop(release=True)

@@ -93,6 +93,9 @@ class CoordinatorSettings:
         return min(self.take_interval, 0.25)
 
 
+RENEWALS_IN_FLIGHT = 64  #: lease renewals a worker has in flight at once
+
+
 def _loops_stopped(name: str, error: BaseException) -> None:
     """Without an ``on_fatal``: the supervisor's log line is all there is to do."""
 
@@ -124,6 +127,7 @@ class LeaseCoordinator:
         self._expiry = ExpiryTracker(settings.failover_time)
         self._held: dict[str, HeldLease] = {}
         self._loops = Supervisor(on_fatal or _loops_stopped)
+        self._renewals = asyncio.Semaphore(RENEWALS_IN_FLIGHT)
         self._asked: dict[str, asyncio.Task[None]] = {}  # handoffs we asked for
         self._handing_over: dict[str, str] = {}  # held lease -> the next owner that asked
         self._take_now = asyncio.Event()
@@ -278,7 +282,13 @@ class LeaseCoordinator:
     # --- renewal -----------------------------------------------------------------------
 
     async def renew_all(self) -> None:
-        await asyncio.gather(*(self._renew(key) for key in list(self._held)))
+        """Renew every held lease, :data:`RENEWALS_IN_FLIGHT` at a time (1,000 calls at
+        once behind a slow endpoint would pass their deadline, failover/4)."""
+        await asyncio.gather(*(self._renew_in_turn(key) for key in list(self._held)))
+
+    async def _renew_in_turn(self, key: str) -> None:
+        async with self._renewals:
+            await self._renew(key)
 
     async def _renew(self, key: str) -> None:
         held = self._held.get(key)
