@@ -18,7 +18,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-__all__ = ["Backoff", "Retry", "WaitTooLong", "backoff_delay", "retry_after_of"]
+from shardline.waiting import wait_event
+
+__all__ = [
+    "Backoff",
+    "Retry",
+    "Stopped",
+    "WaitTooLong",
+    "backoff_delay",
+    "pause_until",
+    "retry_after_of",
+]
 
 T = TypeVar("T")
 
@@ -58,6 +68,20 @@ class WaitTooLong(Exception):
         super().__init__(f"{error} (next try in {wait:g}s)")
         self.error = error
         self.wait = wait
+
+
+class Stopped(Exception):
+    """A :func:`pause_until` pause ended because its event was set."""
+
+
+def pause_until(stop: asyncio.Event) -> Callable[[float], Awaitable[None]]:
+    """A :attr:`Retry.pause` that raises :class:`Stopped` as soon as ``stop`` is set."""
+
+    async def pause(seconds: float) -> None:
+        if await wait_event(stop, seconds):
+            raise Stopped
+
+    return pause
 
 
 def _always(_: Exception) -> bool:

@@ -16,7 +16,7 @@ from shardline.errors import LeaseTableError, ShardlineError
 from shardline.leases.model import TRIM_HORIZON, Lease
 from shardline.leases.ownership import tracks_another_stream
 from shardline.leases.table import LeaseTable
-from shardline.retry import Backoff, Retry
+from shardline.retry import Backoff, Retry, Stopped, pause_until
 from shardline.streams.client import StreamsClient
 from shardline.streams.followed import FollowedStreams
 from shardline.streams.model import Shard
@@ -27,10 +27,6 @@ from shardline.waiting import wait_event
 log = logging.getLogger("shardline.worker")
 
 __all__ = ["ShardSyncer"]
-
-
-class _Stopped(Exception):
-    """Internal: the worker stopped during the first sync's retries."""
 
 
 class ShardSyncer:
@@ -89,22 +85,18 @@ class ShardSyncer:
         the service pushing back, not a mistake of the user's.
         """
 
-        async def pause(seconds: float) -> None:
-            if await wait_event(stop, seconds):
-                raise _Stopped
-
         def warn(error: Exception, failures: int, delay: float) -> None:
             log.warning("first shard sync failed (%s); retrying in %.1fs", error, delay)
 
         retry = Retry(
             Backoff(0.5, 5.0),
-            pause=pause,
+            pause=pause_until(stop),
             retriable=lambda e: isinstance(e, ShardlineError) and e.retriable,
             on_retry=warn,
         )
         try:
             await retry.run(self.sync)
-        except _Stopped:
+        except Stopped:
             return
 
     async def run(self) -> None:

@@ -88,3 +88,16 @@ async def test_a_pause_that_raises_stops_retrying() -> None:
     with pytest.raises(Stop):
         await Retry(Backoff(1, 4), pause=stopping).run(script)
     assert script.tries == 1
+
+
+async def test_a_pause_until_an_event_raises_stopped_once_it_is_set() -> None:
+    import asyncio
+
+    from shardline.retry import Stopped, pause_until
+
+    stop = asyncio.Event()
+    pause = pause_until(stop)
+    await pause(0.01)  # not set: an ordinary sleep
+    asyncio.get_running_loop().call_later(0.01, stop.set)
+    with pytest.raises(Stopped):
+        await pause(30)

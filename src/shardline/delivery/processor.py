@@ -115,6 +115,16 @@ class DeliveryProcessor(AsyncRecordProcessor):
             retry=self._retry,
             metrics=self._metrics,
         )
+        self._failure_path = (
+            None
+            if settings.destination is None
+            else FailurePath(
+                settings.destination,
+                on_failure=config.on_failure or "",
+                retry=self._retry,
+                metrics=self._metrics,
+            )
+        )
         self._checkpoint_lock = asyncio.Lock()
         self._written: str | None = None
         self._stopping = asyncio.Event()
@@ -400,10 +410,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
     async def _give_up(
         self, records: list[StreamRecord], condition: str, attempts: int, result: Verdict
     ) -> None:
-        destination, m = self._settings.destination, self._metrics
-        assert destination is not None, "DeliveryConfig requires on_failure with limits"
-        on_failure = self.config.on_failure or ""
-        path = FailurePath(destination, on_failure=on_failure, retry=self._retry, metrics=m)
+        assert self._failure_path is not None, "DeliveryConfig requires on_failure with limits"
         failed = FailedBatch(
             shard_id=self._shard_id,
             stream_arn=resolve_arn(self._settings.stream_arn),
@@ -413,7 +420,7 @@ class DeliveryProcessor(AsyncRecordProcessor):
             error_type=result.error_type,
             error_message=result.error_message,
         )
-        await path.give_up(failed)
+        await self._failure_path.give_up(failed)
         self._done(records)
 
     # --- tumbling windows ----------------------------------------------------------------

@@ -122,6 +122,8 @@ class AwsMessageSink(Sink):
         self.concurrency = max(concurrency, 1)
         self.retries = max(retries, 0)
         self.base_delay = 0.2
+        #: Rounds are sent again while some entry waits for a retry (after ``delay``).
+        self.round_retry = Retry(lambda n, _: self.delay(n), retriable=_entries_waiting)
         #: Where messages over 256 KiB go (``large_payloads=s3://...``; SQS and SNS).
         self.payloads: Any = None
         #: The region the target's ARN names, if it does (used unless ``region`` is given).
@@ -303,8 +305,7 @@ class _MessageShard(ShardSink):
                 if waiting:
                     raise _EntriesWaiting
 
-        waiting = Retry(lambda n, _: sink.delay(n), retriable=_entries_waiting)
-        await waiting.run(rounds)
+        await sink.round_retry.run(rounds)
         if not failures:
             self.delivered.forget(messages)
             return

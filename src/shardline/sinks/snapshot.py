@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any
 from shardline.errors import ShardlineError
 from shardline.leases.expiry import ExpiryTracker
 from shardline.metrics import Metrics
-from shardline.retry import Backoff, Retry
+from shardline.retry import Backoff, Retry, Stopped, pause_until
 from shardline.sinks.base import Sink, SinkContext, SinkError, SnapshotRow
 from shardline.sinks.segments import Segment, SegmentTable
 from shardline.supervisor import Supervisor
-from shardline.waiting import wait_event
 
 if TYPE_CHECKING:
     from shardline.aws.client import AwsJsonClient
@@ -39,10 +38,6 @@ __all__ = ["SnapshotRun", "pick_segments"]
 
 _PAGE_LIMIT = 1000
 _MAX_BACKOFF = 30.0
-
-
-class _Stopped(Exception):
-    """Internal: the worker stops while a sink is being retried."""
 
 
 def pick_segments(
@@ -227,7 +222,7 @@ class _CopyLoop:
         """
         retry = Retry(
             Backoff(0.5, _MAX_BACKOFF),
-            pause=self._pause,
+            pause=pause_until(self.stop),
             retriable=lambda e: isinstance(e, SinkError),
         )
         for sink in self.run_.sinks:
@@ -235,13 +230,9 @@ class _CopyLoop:
                 return False
             try:
                 await retry.run(partial(sink.write_snapshot, rows), _log_retry)
-            except _Stopped:
+            except Stopped:
                 return False
         return True
-
-    async def _pause(self, seconds: float) -> None:
-        if await wait_event(self.stop, seconds):
-            raise _Stopped
 
     async def _renew_loop(self) -> None:
         while True:

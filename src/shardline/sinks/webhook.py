@@ -150,6 +150,12 @@ class WebhookSink(Sink):
         self.ca_bundle, self.tls_verify, self.binary = ca_bundle, tls_verify, binary
         self.headers = {**basic, **(headers or {})}
         self._transport: Transport | None = None
+        self._retry = Retry(
+            self._retry_delay,
+            retriable=lambda e: isinstance(e, _TryAgain),
+            limit=retries,
+            max_wait=_INLINE_WAIT,
+        )
 
     @classmethod
     def from_options(cls, options: SinkOptions) -> WebhookSink:
@@ -248,14 +254,8 @@ class WebhookSink(Sink):
     async def send(self, chunk: Sequence[Outgoing], delivered: Delivered) -> None:
         """Deliver ``chunk`` in one request, retrying as the policy says."""
         body, message_id, headers = self._request(chunk)
-        retry = Retry(
-            self._retry_delay,
-            retriable=lambda e: isinstance(e, _TryAgain),
-            limit=self.retries,
-            max_wait=_INLINE_WAIT,
-        )
         try:
-            await retry.run(lambda: self._post_once(body, message_id, headers))
+            await self._retry.run(lambda: self._post_once(body, message_id, headers))
         except WaitTooLong as exc:  # a long Retry-After: the shard waits, stop-aware
             raise _PushBack(f"{exc.error}, Retry-After {exc.wait:g}s", exc.wait) from None
         except _TryAgain as exc:
